@@ -1,0 +1,1 @@
+"""mediaexport's domain: manifests, media work, storage, jobs. Importable without Kafka."""

@@ -1,0 +1,193 @@
+"""Local folders and S3 behind one small interface, for reading archives and writing outputs.
+
+A *location* is either a filesystem path or ``s3://bucket/key``.  Manifests refer to their
+segments relatively; :func:`join_location` resolves those references the same way for both.
+boto3's ``ClientError`` is translated here, at the boundary, into the project's errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from pipeline.errors import SourceNotFound, StorageFailure
+from pipeline.model import ByteRange
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+
+
+class BlobReader(Protocol):
+    """What manifest resolution and the media work need from storage."""
+
+    def read(self, location: str, byte_range: ByteRange | None = None) -> bytes: ...
+
+
+def is_s3(location: str) -> bool:
+    return location.startswith("s3://")
+
+
+def split_s3(location: str) -> tuple[str, str]:
+    parts = urlsplit(location)
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def join_location(base: str, ref: str) -> str:
+    """Resolve ``ref`` (as written in a manifest) against the manifest's own location."""
+    if "://" in ref:
+        if ref.startswith(("s3://", "file://")):
+            return unquote(urlsplit(ref).path) if ref.startswith("file://") else ref
+        raise SourceNotFound(f"unsupported segment URL scheme in {ref!r}", obj=base)
+    if is_s3(base):
+        bucket, key = split_s3(base)
+        if ref.startswith("/"):
+            return f"s3://{bucket}/{ref.lstrip('/')}"
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname(key), ref))
+        return f"s3://{bucket}/{joined}"
+    if os.path.isabs(ref):
+        return ref
+    return os.path.normpath(os.path.join(os.path.dirname(base), ref))
+
+
+def s3_client(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        config=Config(retries={"max_attempts": 4, "mode": "standard"}),
+    )
+
+
+class Blobs:
+    """Reads local files and S3 objects; one boto3 client per instance, created lazily."""
+
+    def __init__(self, s3_endpoint_url: str | None = None, region: str | None = None) -> None:
+        self._endpoint = s3_endpoint_url
+        self._region = region
+        self._client: S3Client | None = None
+
+    @property
+    def s3(self) -> S3Client:
+        if self._client is None:
+            self._client = s3_client(self._endpoint, self._region)
+        return self._client
+
+    def read(self, location: str, byte_range: ByteRange | None = None) -> bytes:
+        if is_s3(location):
+            return self._read_s3(location, byte_range)
+        try:
+            with open(location, "rb") as f:
+                if byte_range is None:
+                    return f.read()
+                f.seek(byte_range.offset)
+                return f.read(byte_range.length)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+            raise SourceNotFound(f"no such file: {location}", obj=location) from e
+        except OSError as e:
+            raise StorageFailure(f"cannot read {location}: {e.strerror}", obj=location) from e
+
+    def exists(self, location: str) -> bool:
+        if not is_s3(location):
+            return os.path.isfile(location)
+        try:
+            self._read_s3(location, ByteRange(0, 1))
+        except SourceNotFound:
+            return False
+        return True
+
+    def _read_s3(self, location: str, byte_range: ByteRange | None) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split_s3(location)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if byte_range is not None:
+            kwargs["Range"] = byte_range.header()
+        try:
+            body = self.s3.get_object(**kwargs)["Body"]
+            return body.read()
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_FOUND:
+                raise SourceNotFound(f"no such object: {location}", obj=location) from e
+            raise StorageFailure(f"S3 {code} reading {location}", obj=location) from e
+        except BotoCoreError as e:
+            raise StorageFailure(f"S3 unreachable reading {location}: {e}", obj=location) from e
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str  # relative key under the output root, e.g. "export/<job>/<name>.mp4"
+    location: str  # absolute: filesystem path or s3://bucket/prefix/key
+    size: int
+    sha256: str
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class OutputStore:
+    """Where finished outputs go: a local folder or an S3 ``s3://bucket/prefix``.
+
+    Keys are deterministic per job, so a redelivered upload overwrites the same object
+    instead of producing a second one.
+    """
+
+    def __init__(self, root: str, blobs: Blobs) -> None:
+        self.root = root.rstrip("/") if is_s3(root) else str(Path(root).resolve())
+        self.blobs = blobs
+
+    def location(self, key: str) -> str:
+        key = key.lstrip("/")
+        if is_s3(self.root):
+            return f"{self.root}/{key}"
+        return os.path.join(self.root, key)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> StoredObject:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        dest = self.location(key)
+        size = path.stat().st_size
+        digest = file_sha256(path)
+        if is_s3(dest):
+            bucket, obj_key = split_s3(dest)
+            extra: dict[str, Any] = {"ContentType": content_type}
+            if metadata:
+                extra["Metadata"] = {k: _ascii(v) for k, v in metadata.items()}
+            try:
+                self.blobs.s3.upload_file(str(path), bucket, obj_key, ExtraArgs=extra)
+            except (ClientError, BotoCoreError) as e:
+                raise StorageFailure(f"S3 upload of {dest} failed: {e}", obj=dest) from e
+        else:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            tmp = dest + ".part"
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)  # atomic: a reader never sees half a file
+        return StoredObject(key=key.lstrip("/"), location=dest, size=size, sha256=digest)
+
+
+def _ascii(value: str) -> str:
+    # S3 user metadata must be ASCII; keep it readable and lossless enough for humans.
+    return value.encode("ascii", "backslashreplace").decode("ascii")
