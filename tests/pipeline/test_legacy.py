@@ -1,0 +1,577 @@
+from __future__ import annotations
+
+import base64
+import copy
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.auth import OpenSessions, StaticSessions, session_check_for
+from pipeline.errors import ExportError, InvalidRequest, Unauthorized
+from pipeline.legacy import (
+    ArchiveSource,
+    ExportRequest,
+    decode_storage_info,
+    job_id_for,
+    normalize_live_path,
+    parse_export_body,
+)
+from pipeline.settings import Settings
+
+NOW = 1_700_000_000_000
+SESSION = "2A39603DDB0F47CFB32E96C8366084AE"
+LIVE_PATH = "mp4/55524C2004E/55524C2041268-6bdb82b53e0a/1/stream.mpd"
+STORAGE = [
+    {
+        "storage_purpose": "ts",
+        "storage_type": "S3",
+        "storage_enable": True,
+        "storage_name": "mma-ts-archive",
+        "storage_location": "us-east-2",
+        "storage_description": "",
+        "storage_root_folder": "",
+    },
+    {
+        "storage_purpose": "mp4",
+        "storage_type": "S3",
+        "storage_enable": True,
+        "storage_name": "mma-video-archive",
+        "storage_location": "us-west-1",
+        "storage_description": "",
+        "storage_root_folder": "",
+    },
+]
+SLUG = {"slug_id": "abcdefghig", "slug_name": "test", "slug_date": "", "clip_length": ""}
+
+
+def b64(value: Any) -> str:
+    return base64.b64encode(orjson.dumps(value)).decode()
+
+
+def media_body(**changes: Any) -> dict[str, Any]:
+    """The contract's media example, with real base64 payloads."""
+    body: dict[str, Any] = {
+        "_ServiceName": "resourceservice",
+        "_UrlPath": "export",
+        "_Version": 1,
+        "ServiceCaller": "mma",
+        "StartPos": 1562253612833,
+        "StartTime": "00:13:12",
+        "Duration": 9000,
+        "PeerId": "4D7446C8141EE167",
+        "LivePath": LIVE_PATH,
+        "FileName": "04-60C262253621833_0.0993375889",
+        "SessionId": SESSION,
+        "export_type": 1,
+        "FetchMedia": True,
+        "S3Region": "ap-northeast-1",
+        "S3Bucket": "imgbed",
+        "storage_info": b64(STORAGE),
+        "userid": "dev@tvunetworks.com",
+        "story": {
+            "id": "4B999DC458FBC4C800000000",
+            "name": "04-60C262253621833_0.0993375889",
+            "slug_info": b64(SLUG),
+        },
+    }
+    body.update(changes)
+    return body
+
+
+def thumb_body(**changes: Any) -> dict[str, Any]:
+    """The contract's thumbnail example (no storage_info: the default archive)."""
+    body: dict[str, Any] = {
+        "_ServiceName": "resourceservice",
+        "_UrlPath": "export",
+        "_Version": 1,
+        "StartPos": 1562253612833,
+        "StartTime": "00:13:12",
+        "Duration": 9000,
+        "PeerId": "4D7446C8141EE167",
+        "LivePath": LIVE_PATH,
+        "FileName": "04-60C262253621833_0.0993375889",
+        "SessionId": SESSION,
+        "FetchMedia": False,
+        "FetchThumb": True,
+        "userid": "dev@tvunetworks.com",
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, worker_id="test")
+
+
+def parse(body: Any, settings: Settings, **kw: Any) -> ExportRequest:
+    return parse_export_body(body, settings, now_ms=NOW, **kw)
+
+
+def job(body: dict[str, Any], settings: Settings) -> str:
+    return parse(body, settings).job_id
+
+
+# --- the happy paths ---------------------------------------------------------------------
+
+
+def test_media_example_becomes_a_complete_request(settings: Settings) -> None:
+    req = parse(media_body(), settings)
+    assert re.fullmatch(r"[0-9A-F]{32}", req.job_id)
+    assert req.kind == "media"
+    assert req.live_path == LIVE_PATH
+    assert (req.start_pos_ms, req.start_time, req.duration_ms) == (1562253612833, "00:13:12", 9000)
+    assert req.export_type == 1
+    assert req.file_name == "04-60C262253621833_0.0993375889"
+    assert (req.service_caller, req.user_id, req.peer_id) == (
+        "mma",
+        "dev@tvunetworks.com",
+        "4D7446C8141EE167",
+    )
+    assert req.story == {
+        "id": "4B999DC458FBC4C800000000",
+        "name": "04-60C262253621833_0.0993375889",
+    }
+    assert req.slug == SLUG
+    assert req.source == ArchiveSource(
+        manifest=f"s3://mma-video-archive/{LIVE_PATH}",
+        bucket="mma-video-archive",
+        region="us-west-1",
+        via="storage_info",
+    )
+    name = "04-60C262253621833_0.0993375889"
+    assert req.image_key == f"export/{req.job_id}/{name}.jpg"
+    assert req.video_key == f"export/{req.job_id}/{name}.mp4"
+    assert req.submitted_at_ms == NOW
+    rng = req.range()
+    assert (rng.start_pos_ms, rng.start_time_s, rng.duration_ms) == (1562253612833, 792.0, 9000)
+
+
+def test_thumbnail_example_resolves_against_the_default_archive(settings: Settings) -> None:
+    req = parse(thumb_body(), settings)
+    assert req.kind == "thumbnail"
+    assert req.video_key is None
+    assert req.image_key == f"export/{req.job_id}/04-60C262253621833_0.0993375889.jpg"
+    assert req.export_type == 0  # the default
+    expected = os.path.join(os.path.abspath(settings.archive_url), *LIVE_PATH.split("/"))
+    assert req.source == ArchiveSource(manifest=expected, via="default")
+    assert os.path.isabs(req.source.manifest)
+
+
+def test_default_archive_in_s3(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, archive_url="s3://arch/rec", s3_region="eu-west-1")
+    req = parse(thumb_body(), s)
+    assert req.source == ArchiveSource(f"s3://arch/rec/{LIVE_PATH}", "arch", "eu-west-1")
+
+
+def test_fetch_media_defaults_to_false(settings: Settings) -> None:
+    body = thumb_body()
+    del body["FetchMedia"], body["FetchThumb"]
+    assert parse(body, settings).kind == "thumbnail"
+
+
+def test_request_round_trips_through_json(settings: Settings) -> None:
+    for body in (media_body(), thumb_body()):
+        req = parse(body, settings)
+        again = ExportRequest.from_dict(orjson.loads(orjson.dumps(req.to_dict())))
+        assert again == req
+
+
+def test_credentials_never_travel(settings: Settings) -> None:
+    req = parse(media_body(), settings)
+    assert SESSION not in orjson.dumps(req.to_dict()).decode()
+    assert SESSION not in repr(req)
+    assert "SessionId" not in req.to_dict()
+
+
+# --- job identity ------------------------------------------------------------------------
+
+
+def test_same_body_same_job_whatever_the_key_order(settings: Settings) -> None:
+    body = media_body()
+    reordered = dict(reversed(list(body.items())))
+    assert job(body, settings) == job(copy.deepcopy(body), settings) == job(reordered, settings)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"userid": "someone@else"},
+        {"SessionId": "ANOTHER-SESSION"},
+        {"PeerId": "FFFF"},
+        {"_Version": 2},
+        {"_ServiceName": "x"},
+        {"ServiceCaller": "search"},
+        {"S3Region": "eu-central-1"},
+        {"S3Bucket": "other"},
+        {"FetchThumb": False},
+    ],
+)
+def test_fields_that_do_not_define_the_output_do_not_change_the_job(
+    settings: Settings, change: dict[str, Any]
+) -> None:
+    assert job(media_body(**change), settings) == job(media_body(), settings)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"LivePath": "mp4/55524C2004E/other/1/stream.mpd"},
+        {"StartPos": 1562253612834},
+        {"StartTime": "00:13:13"},
+        {"Duration": 9001},
+        {"export_type": 2},
+        {"export_type": 0},
+        {"FetchMedia": False},
+        {"FileName": "other"},
+        {"FileName": None},
+        {"story": {"id": "OTHER", "name": "04-60C262253621833_0.0993375889"}},
+        {"storage_info": b64([{**STORAGE[1], "storage_name": "mma-other-archive"}])},
+        {"storage_info": b64([{**STORAGE[1], "storage_root_folder": "2024"}])},
+    ],
+)
+def test_every_output_defining_field_makes_another_job(
+    settings: Settings, change: dict[str, Any]
+) -> None:
+    assert job(media_body(**change), settings) != job(media_body(), settings)
+
+
+def test_fetch_thumb_is_ignored_for_identity(settings: Settings) -> None:
+    ids = {job(thumb_body(FetchThumb=v), settings) for v in (True, False, None)}
+    assert len(ids) == 1
+
+
+def test_equivalent_spellings_are_the_same_job(settings: Settings) -> None:
+    assert job(media_body(StartTime="0:13:12"), settings) == job(media_body(), settings)
+    messy = "mp4//55524C2004E/./55524C2041268-6bdb82b53e0a/1/stream.mpd"
+    assert job(media_body(LivePath=messy), settings) == job(media_body(), settings)
+    assert job(media_body(export_type=1.0), settings) == job(media_body(), settings)
+
+
+def test_job_id_is_a_stable_hash() -> None:
+    kw: dict[str, Any] = {
+        "live_path": "mp4/a/stream.mpd",
+        "start_pos_ms": 1000,
+        "start_time": None,
+        "duration_ms": 2000,
+        "export_type": 0,
+        "kind": "media",
+        "file_name": None,
+        "story_id": None,
+        "source_manifest": "s3://b/mp4/a/stream.mpd",
+    }
+    first = job_id_for(**kw)
+    assert first == job_id_for(**kw)
+    assert re.fullmatch(r"[0-9A-F]{32}", first)
+    assert job_id_for(**{**kw, "kind": "thumbnail"}) != first
+    assert job_id_for(**{**kw, "source_manifest": "/local/mp4/a/stream.mpd"}) != first
+
+
+# --- validation --------------------------------------------------------------------------
+
+GARBAGE_B64 = "not base64 at all!"
+NOT_JSON_B64 = base64.b64encode(b"{not json").decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"StartPos": "1562253612833"}, "StartPos"),
+        ({"StartPos": True}, "StartPos"),
+        ({"StartPos": -5}, "StartPos"),
+        ({"StartPos": float("inf")}, "StartPos"),
+        ({"StartPos": 1e300}, "StartPos"),
+        ({"StartPos": None, "StartTime": None}, "StartPos"),
+        ({"StartTime": 792}, "StartTime"),
+        ({"StartTime": "13 minutes"}, "StartTime"),
+        ({"Duration": "9000"}, "Duration"),
+        ({"Duration": None}, "Duration"),
+        ({"Duration": 0}, "Duration"),
+        ({"Duration": -1000}, "Duration"),
+        ({"Duration": 25 * 3600 * 1000}, "Duration"),
+        ({"Duration": [9000]}, "Duration"),
+        ({"LivePath": None}, "LivePath"),
+        ({"LivePath": ""}, "LivePath"),
+        ({"LivePath": 5}, "LivePath"),
+        ({"LivePath": "/etc/passwd"}, "LivePath"),
+        ({"LivePath": "../secret/stream.mpd"}, "LivePath"),
+        ({"LivePath": "mp4/../../etc/passwd"}, "LivePath"),
+        ({"LivePath": "mp4/a/.."}, "LivePath"),
+        ({"LivePath": "s3://other-bucket/key.mpd"}, "LivePath"),
+        ({"LivePath": "file:///etc/passwd"}, "LivePath"),
+        ({"LivePath": "C:/archive/stream.mpd"}, "LivePath"),
+        ({"LivePath": "mp4\\..\\..\\etc"}, "LivePath"),
+        ({"LivePath": "mp4/a\x00b"}, "LivePath"),
+        ({"LivePath": "~root/x"}, "LivePath"),
+        ({"LivePath": "./"}, "LivePath"),
+        ({"LivePath": "mp4/" + "a" * 2000}, "LivePath"),
+        ({"export_type": 3}, "export_type"),
+        ({"export_type": -1}, "export_type"),
+        ({"export_type": "1"}, "export_type"),
+        ({"export_type": True}, "export_type"),
+        ({"export_type": 1.5}, "export_type"),
+        ({"FetchMedia": "true"}, "FetchMedia"),
+        ({"FetchMedia": 1}, "FetchMedia"),
+        ({"FetchThumb": "yes"}, "FetchThumb"),
+        ({"FileName": 5}, "FileName"),
+        ({"FileName": "x" * 300}, "FileName"),
+        ({"ServiceCaller": ["mma"]}, "ServiceCaller"),
+        ({"userid": 42}, "userid"),
+        ({"PeerId": {"id": 1}}, "PeerId"),
+        ({"S3Bucket": 5}, "S3Bucket"),
+        ({"S3Region": False}, "S3Region"),
+        ({"storage_info": 5}, "storage_info"),
+        ({"storage_info": GARBAGE_B64}, "storage_info"),
+        ({"storage_info": NOT_JSON_B64}, "storage_info"),
+        ({"storage_info": b64(42)}, "storage_info"),
+        ({"storage_info": b64(["mp4"])}, "storage_info"),
+        ({"storage_info": b64([STORAGE[0]])}, "storage_info"),  # no "mp4" entry
+        ({"storage_info": b64([{**STORAGE[1], "storage_enable": False}])}, "storage_info"),
+        ({"storage_info": b64([{**STORAGE[1], "storage_type": "OSS"}])}, "storage_info"),
+        ({"storage_info": b64([{**STORAGE[1], "storage_name": "a/b"}])}, "storage_info"),
+        ({"storage_info": b64([{**STORAGE[1], "storage_name": None}])}, "storage_info"),
+        ({"storage_info": b64([{**STORAGE[1], "storage_location": "Mars 1"}])}, "storage_info"),
+        ({"storage_info": b64([{**STORAGE[1], "storage_root_folder": "a/../b"}])}, "storage_info"),
+        ({"storage_info": b64([{**STORAGE[1], "storage_root_folder": 7}])}, "storage_info"),
+        ({"storage_info": "QQ" * 40000}, "storage_info"),
+        ({"story": "4B999DC458FBC4C800000000"}, "story"),
+        ({"story": {"id": 5}}, "story.id"),
+        ({"story": {"name": ["x"]}}, "story.name"),
+        ({"story": {"id": "S", "slug_info": GARBAGE_B64}}, "story.slug_info"),
+        ({"story": {"id": "S", "slug_info": NOT_JSON_B64}}, "story.slug_info"),
+        ({"story": {"id": "S", "slug_info": b64(["a", "list"])}}, "story.slug_info"),
+        ({"story": {"id": "S", "slug_info": 12}}, "story.slug_info"),
+    ],
+)
+def test_each_bad_field_is_named(settings: Settings, change: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse(media_body(**change), settings)
+    assert info.value.field == field
+    assert field in info.value.message  # the message itself names it, not only the suffix
+    assert info.value.code == -2
+    assert SESSION not in str(info.value)
+
+
+def test_a_body_that_is_not_an_object_is_refused(settings: Settings) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse([media_body()], settings)
+    assert info.value.field == "body"
+
+
+def test_start_time_alone_is_enough(settings: Settings) -> None:
+    req = parse(media_body(StartPos=None), settings)
+    assert req.start_pos_ms is None and req.range().start_time_s == 792.0
+
+
+def test_integral_float_export_type_is_accepted(settings: Settings) -> None:
+    assert parse(media_body(export_type=2.0), settings).export_type == 2
+
+
+# --- storage_info, buckets and the deprecated fields ---------------------------------------
+
+
+def test_storage_entry_is_chosen_by_live_path_first_element(settings: Settings) -> None:
+    req = parse(media_body(LivePath="ts/peer/1/index.m3u8"), settings)
+    assert req.source == ArchiveSource(
+        "s3://mma-ts-archive/ts/peer/1/index.m3u8", "mma-ts-archive", "us-east-2", "storage_info"
+    )
+
+
+def test_disabled_entries_are_skipped_and_root_folder_prefixes(settings: Settings) -> None:
+    entries = [
+        {**STORAGE[1], "storage_enable": False, "storage_name": "disabled-bucket"},
+        {**STORAGE[1], "storage_root_folder": "/recordings/2024/", "storage_location": ""},
+    ]
+    req = parse(media_body(storage_info=b64(entries)), settings)
+    assert req.source.manifest == f"s3://mma-video-archive/recordings/2024/{LIVE_PATH}"
+    assert req.source.region is None
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        lambda raw: base64.encodebytes(raw).decode(),  # wrapped at 76 characters
+        lambda raw: base64.b64encode(b"\xef\xbb\xbf" + raw).decode(),  # UTF-8 BOM
+    ],
+)
+def test_storage_info_base64_variants(settings: Settings, encode: Any) -> None:
+    raw = orjson.dumps(STORAGE * 3)
+    req = parse(media_body(storage_info=encode(raw)), settings)
+    assert req.source.bucket == "mma-video-archive"
+
+
+def test_storage_info_may_be_an_already_decoded_list(settings: Settings) -> None:
+    assert decode_storage_info(STORAGE) == STORAGE
+    assert parse(media_body(storage_info=STORAGE), settings).source.bucket == "mma-video-archive"
+
+
+def test_bucket_outside_the_allow_list_is_unauthorized(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"mma-ts-archive"}))
+    with pytest.raises(Unauthorized) as info:
+        parse(media_body(), s)
+    assert info.value.code == -3
+    assert info.value.field == "storage_info"
+    assert "mma-video-archive" in info.value.message
+    ok = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"mma-video-archive"}))
+    assert parse(media_body(), ok).source.bucket == "mma-video-archive"
+
+
+def test_deprecated_s3_bucket_is_ignored_unless_allowed(tmp_path: Path) -> None:
+    body = media_body(storage_info=None)
+    open_settings = Settings(data_dir=tmp_path)
+    assert parse(body, open_settings).source.via == "default"  # no allow-list: not trusted
+    other = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"something-else"}))
+    assert parse(body, other).source.via == "default"
+    allowed = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"imgbed"}))
+    assert parse(body, allowed).source == ArchiveSource(
+        f"s3://imgbed/{LIVE_PATH}", "imgbed", "ap-northeast-1", "S3Bucket"
+    )
+    # storage_info wins over S3Bucket when both are given
+    both = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"imgbed", "mma-video-archive"}))
+    assert parse(media_body(), both).source.bucket == "mma-video-archive"
+
+
+def test_empty_storage_info_means_absent(settings: Settings) -> None:
+    assert parse(media_body(storage_info=""), settings).source.via == "default"
+
+
+# --- names and keys ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name", "ext"),
+    [
+        ("clip.mp4", "clip", ".mp4"),
+        ("clip.TS", "clip", ".ts"),
+        ("news 2024/05.ts", "news_2024_05", ".ts"),
+        ("../../etc/passwd", "etc_passwd", ".mp4"),
+        ("新闻片段.mp4", "新闻片段", ".mp4"),
+        (".mp4", None, ".mp4"),
+        ("", None, ".mp4"),
+    ],
+)
+def test_file_name_is_sanitised_into_the_job_folder(
+    settings: Settings, file_name: str, name: str | None, ext: str
+) -> None:
+    req = parse(media_body(FileName=file_name), settings)
+    stem = name or req.job_id
+    assert req.video_key == f"export/{req.job_id}/{stem}{ext}"
+    assert req.image_key == f"export/{req.job_id}/{stem}.jpg"
+    assert ".." not in req.video_key.split("/")
+
+
+def test_normalize_live_path() -> None:
+    assert normalize_live_path("mp4//a/./b/stream.mpd") == "mp4/a/b/stream.mpd"
+    with pytest.raises(InvalidRequest):
+        normalize_live_path("mp4/a/../../b")
+
+
+def test_from_dict_revalidates(settings: Settings) -> None:
+    good = parse(media_body(), settings).to_dict()
+    for key, value, field in [
+        ("job_id", "abc", "job_id"),
+        ("kind", "video", "kind"),
+        ("live_path", "../x", "LivePath"),
+        ("duration_ms", 0, "Duration"),
+        ("start_pos_ms", "1", "start_pos_ms"),
+        ("export_type", 7, "export_type"),
+        ("video_key", None, "video_key"),
+        ("source", {"manifest": ""}, "source"),
+        ("story", "x", "story"),
+        ("submitted_at_ms", None, "submitted_at_ms"),
+    ]:
+        with pytest.raises(InvalidRequest) as info:
+            ExportRequest.from_dict({**good, key: value})
+        assert info.value.field == field, key
+    with pytest.raises(InvalidRequest):
+        ExportRequest.from_dict([good])
+
+
+# --- SessionId ---------------------------------------------------------------------------
+
+
+def test_static_session_check(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, session_ids=frozenset({SESSION}))
+    assert parse(media_body(), s).kind == "media"
+    for body, exc in [
+        (media_body(SessionId="WRONG-SESSION-ID"), Unauthorized),
+        (media_body(SessionId=None), Unauthorized),
+        (media_body(SessionId=""), Unauthorized),
+        (media_body(SessionId=12345), InvalidRequest),
+    ]:
+        with pytest.raises(exc) as info:
+            parse(body, s)
+        assert info.value.field == "SessionId"
+        assert "WRONG" not in str(info.value) and SESSION not in str(info.value)
+    without = media_body()
+    del without["SessionId"]
+    with pytest.raises(Unauthorized):
+        parse(without, s)
+
+
+def test_session_is_checked_before_the_fields(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, session_ids=frozenset({SESSION}))
+    with pytest.raises(Unauthorized):
+        parse(media_body(SessionId="nope", Duration="bad"), s)
+
+
+def test_open_check_accepts_anything_but_says_so(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = media_body()
+    del body["SessionId"]
+    assert parse(body, settings).kind == "media"
+    with caplog.at_level(logging.INFO):
+        check = session_check_for(settings, logger=logging.getLogger("test.auth"))
+    assert isinstance(check, OpenSessions)
+    assert caplog.records[-1].levelno == logging.WARNING
+    assert "OPEN" in caplog.records[-1].getMessage()
+    assert "EXPORT_SESSION_IDS" in caplog.records[-1].getMessage()
+
+
+def test_static_check_announces_itself_without_ids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Settings(data_dir=tmp_path, session_ids=frozenset({SESSION, "second"}))
+    with caplog.at_level(logging.INFO):
+        check = session_check_for(s, logger=logging.getLogger("test.auth"))
+    assert isinstance(check, StaticSessions)
+    assert caplog.records[-1].levelno == logging.INFO
+    assert "2 configured" in caplog.records[-1].getMessage()
+    assert SESSION not in caplog.text and SESSION not in repr(check)
+
+
+def test_an_explicit_session_check_is_used(settings: Settings) -> None:
+    class DenyAll:
+        name = "deny"
+
+        def check(self, session_id: object) -> None:
+            raise Unauthorized("denied", field="SessionId")
+
+        def startup_message(self) -> str:
+            return "deny"
+
+    with pytest.raises(Unauthorized):
+        parse(media_body(), settings, sessions=DenyAll())
+
+
+def test_static_sessions_needs_ids() -> None:
+    with pytest.raises(ValueError):
+        StaticSessions([])
+
+
+def test_every_error_is_an_export_error(settings: Settings) -> None:
+    with pytest.raises(ExportError):
+        parse(media_body(LivePath="../x"), settings)
+
+
+def test_open_check_still_refuses_a_non_string_session_id(settings: Settings) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse(media_body(SessionId=["a", "list"]), settings)
+    assert info.value.field == "SessionId"

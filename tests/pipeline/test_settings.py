@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import InvalidRequest
+from pipeline.media.options import EncodeOptions
+from pipeline.settings import ENV_VARS, Settings
+
+SECRET = "2A39603DDB0F47CFB32E96C8366084AE"
+
+
+def test_defaults_from_an_empty_environment() -> None:
+    s = Settings.from_env({})
+    assert s.kafka_bootstrap is None
+    assert (s.http_host, s.http_port) == ("127.0.0.1", 8080)
+    assert s.data_dir == Path("./var")
+    assert s.archive_url == os.path.join("var", "archive")
+    assert s.output_url == os.path.join("var", "exports")
+    assert s.s3_endpoint_url is None and s.s3_region is None
+    assert s.allowed_buckets is None
+    assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (2, 4, 4)
+    assert (s.sync_wait_ms, s.live_wait_ms) == (5000, 60000)
+    assert s.session_ids is None and s.auth_open
+    assert s.tansu_bin is None
+    assert s.worker_id == f"{socket.gethostname()}-{os.getpid()}"
+    assert s.encode == EncodeOptions()
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    tansu = tmp_path / "tansu"
+    tansu.write_text("#!/bin/sh\n")
+    tansu.chmod(0o755)
+    env = {
+        "EXPORT_KAFKA_BOOTSTRAP": "kafka-1:9092, kafka-2:9092",
+        "EXPORT_HTTP_HOST": "0.0.0.0",
+        "EXPORT_HTTP_PORT": "9000",
+        "EXPORT_DATA_DIR": str(tmp_path / "data"),
+        "EXPORT_ARCHIVE_URL": "s3://archive-bucket/live/",
+        "EXPORT_OUTPUT_URL": "s3://out-bucket/clips",
+        "EXPORT_S3_ENDPOINT_URL": "http://127.0.0.1:9000/",
+        "EXPORT_S3_REGION": "us-west-1",
+        "EXPORT_ALLOWED_BUCKETS": "mma-video-archive, archive-bucket,",
+        "EXPORT_MAX_TRANSCODES": "3",
+        "EXPORT_MAX_FRAME_GRABS": "8",
+        "EXPORT_SYNC_WAIT_MS": "0",
+        "EXPORT_LIVE_WAIT_MS": "15000",
+        "EXPORT_SESSION_IDS": f"{SECRET}, other-id",
+        "EXPORT_PARTITIONS": "6",
+        "EXPORT_TANSU_BIN": str(tansu),
+        "EXPORT_WORKER_ID": "worker-7",
+        "EXPORT_H264_PRESET": "fast",
+        "EXPORT_H264_CRF": "18",
+        "EXPORT_H265_PRESET": "medium",
+        "EXPORT_H265_CRF": "28",
+        "EXPORT_AUDIO_BITRATE": "96000",
+        "EXPORT_ENCODE_THREADS": "2",
+    }
+    assert set(env) == ENV_VARS  # the test covers every variable the settings read
+    s = Settings.from_env(env)
+    assert s.kafka_bootstrap == "kafka-1:9092,kafka-2:9092"
+    assert (s.http_host, s.http_port) == ("0.0.0.0", 9000)
+    assert s.data_dir == tmp_path / "data"
+    assert s.archive_url == "s3://archive-bucket/live"
+    assert s.output_url == "s3://out-bucket/clips"
+    assert s.s3_endpoint_url == "http://127.0.0.1:9000"
+    assert s.s3_region == "us-west-1"
+    assert s.allowed_buckets == frozenset({"mma-video-archive", "archive-bucket"})
+    assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (3, 8, 6)
+    assert (s.sync_wait_ms, s.live_wait_ms) == (0, 15000)
+    assert s.session_ids == frozenset({SECRET, "other-id"}) and not s.auth_open
+    assert s.tansu_bin == str(tansu)
+    assert s.worker_id == "worker-7"
+    assert s.encode == EncodeOptions(
+        h264_preset="fast",
+        h264_crf=18,
+        h265_preset="medium",
+        h265_crf=28,
+        audio_bitrate=96000,
+        threads=2,
+    )
+
+
+def test_archive_and_output_default_under_the_data_dir(tmp_path: Path) -> None:
+    s = Settings.from_env({"EXPORT_DATA_DIR": str(tmp_path)})
+    assert s.archive_url == str(tmp_path / "archive")
+    assert s.output_url == str(tmp_path / "exports")
+    explicit = Settings.from_env(
+        {"EXPORT_DATA_DIR": str(tmp_path), "EXPORT_ARCHIVE_URL": "/srv/archive"}
+    )
+    assert explicit.archive_url == "/srv/archive"
+    assert explicit.output_url == str(tmp_path / "exports")
+
+
+def test_empty_values_count_as_unset() -> None:
+    s = Settings.from_env({"EXPORT_KAFKA_BOOTSTRAP": "", "EXPORT_HTTP_PORT": "  "})
+    assert s.kafka_bootstrap is None and s.http_port == 8080
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("EXPORT_HTTP_PORT", "abc"),
+        ("EXPORT_HTTP_PORT", "0"),
+        ("EXPORT_HTTP_PORT", "65536"),
+        ("EXPORT_HTTP_PORT", "80.5"),
+        ("EXPORT_HTTP_PORT", "1e3"),
+        ("EXPORT_HTTP_PORT", "8_080"),
+        ("EXPORT_MAX_TRANSCODES", "0"),
+        ("EXPORT_MAX_TRANSCODES", "two"),
+        ("EXPORT_MAX_FRAME_GRABS", "-3"),
+        ("EXPORT_SYNC_WAIT_MS", "-1"),
+        ("EXPORT_SYNC_WAIT_MS", "5s"),
+        ("EXPORT_LIVE_WAIT_MS", "forever"),
+        ("EXPORT_PARTITIONS", "0"),
+        ("EXPORT_KAFKA_BOOTSTRAP", "localhost"),
+        ("EXPORT_KAFKA_BOOTSTRAP", "localhost:port"),
+        ("EXPORT_KAFKA_BOOTSTRAP", "a:9092,b:99999"),
+        ("EXPORT_HTTP_HOST", "bad host"),
+        ("EXPORT_DATA_DIR", "s3://bucket/data"),
+        ("EXPORT_ARCHIVE_URL", "http://example.com/archive"),
+        ("EXPORT_ARCHIVE_URL", "s3://"),
+        ("EXPORT_ARCHIVE_URL", "s3://bucket/a/../b"),
+        ("EXPORT_OUTPUT_URL", "ftp://host/out"),
+        ("EXPORT_S3_ENDPOINT_URL", "localhost:9000"),
+        ("EXPORT_S3_ENDPOINT_URL", "http://host:0"),
+        ("EXPORT_S3_REGION", "US West 1"),
+        ("EXPORT_ALLOWED_BUCKETS", " , "),
+        ("EXPORT_ALLOWED_BUCKETS", "good-bucket,bad/bucket"),
+        ("EXPORT_H264_PRESET", "superslow"),
+        ("EXPORT_H265_PRESET", "VERYFAST"),
+        ("EXPORT_H264_CRF", "52"),
+        ("EXPORT_H265_CRF", "-1"),
+        ("EXPORT_AUDIO_BITRATE", "1"),
+        ("EXPORT_ENCODE_THREADS", "auto"),
+        ("EXPORT_TANSU_BIN", "/nonexistent/tansu"),
+        ("EXPORT_WORKER_ID", "has space"),
+    ],
+)
+def test_a_bad_value_names_the_variable_and_the_value(var: str, value: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        Settings.from_env({var: value})
+    assert info.value.field == var
+    assert var in info.value.message
+    assert repr(value.strip()) in info.value.message
+
+
+def test_a_file_that_is_not_executable_is_not_a_tansu_binary(tmp_path: Path) -> None:
+    plain = tmp_path / "tansu"
+    plain.write_text("not a program")
+    plain.chmod(0o644)
+    with pytest.raises(InvalidRequest) as info:
+        Settings.from_env({"EXPORT_TANSU_BIN": str(plain)})
+    assert info.value.field == "EXPORT_TANSU_BIN"
+
+
+def test_a_bad_session_id_is_reported_without_its_value() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        Settings.from_env({"EXPORT_SESSION_IDS": f"{SECRET},bad id with spaces"})
+    assert info.value.field == "EXPORT_SESSION_IDS"
+    assert "EXPORT_SESSION_IDS" in info.value.message and "entry 2" in info.value.message
+    assert "bad id" not in str(info.value) and SECRET not in str(info.value)
+
+
+def test_session_ids_never_appear_in_repr_or_summary() -> None:
+    s = Settings.from_env({"EXPORT_SESSION_IDS": SECRET})
+    assert SECRET not in repr(s)
+    summary = s.summary()
+    assert SECRET not in str(summary)
+    assert summary["session_ids"] == "1 configured"
+    assert Settings.from_env({}).summary()["session_ids"] == "open (not checked)"
+    assert summary["http_port"] == 8080 and summary["data_dir"] == "var"
+
+
+def test_overrides_win_over_the_environment_and_none_means_not_given(tmp_path: Path) -> None:
+    env = {"EXPORT_HTTP_PORT": "9000", "EXPORT_DATA_DIR": "/elsewhere"}
+    s = Settings.from_env(env, http_port=9100, data_dir=tmp_path, kafka_bootstrap=None)
+    assert s.http_port == 9100
+    assert s.data_dir == tmp_path
+    assert s.archive_url == str(tmp_path / "archive")  # derived from the overridden data dir
+    assert s.kafka_bootstrap is None
+    s = Settings.from_env({}, allowed_buckets={"b-one", "b-two"}, session_ids=["x1"])
+    assert s.allowed_buckets == frozenset({"b-one", "b-two"})
+    assert s.session_ids == frozenset({"x1"})
+    opts = EncodeOptions(h264_crf=30)
+    assert Settings.from_env({}, encode=opts).encode is opts
+
+
+def test_overrides_are_validated_like_the_environment() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        Settings.from_env({}, http_port=0)
+    assert info.value.field == "EXPORT_HTTP_PORT"
+    assert "http_port" in info.value.message and "'0'" in info.value.message
+    with pytest.raises(TypeError):
+        Settings.from_env({}, no_such_setting=1)
+    with pytest.raises(TypeError):
+        Settings.from_env({}, encode={"h264_crf": 1})
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("EXPORT_HTTP_PORT", "8181")
+    assert Settings.from_env().http_port == 8181
+    monkeypatch.setenv("EXPORT_MAX_TRANSCODES", "0")
+    with pytest.raises(InvalidRequest, match="EXPORT_MAX_TRANSCODES"):
+        Settings.from_env()
+
+
+def test_unknown_export_variables_are_listed_for_a_start_up_warning() -> None:
+    env = {"EXPORT_HTTP_PROT": "1", "EXPORT_HTTP_PORT": "1", "EXPORT_TEST_DOCKER": "1", "X": "1"}
+    assert Settings.unknown_variables(env) == ["EXPORT_HTTP_PROT"]
+
+
+def test_settings_are_frozen_and_constructible_directly(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, worker_id="w1")
+    assert s.archive_url == str(tmp_path / "archive")
+    assert re.fullmatch(r"w1", s.worker_id)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.http_port = 1  # type: ignore[misc]
