@@ -1,0 +1,179 @@
+"""Benchmark: ``mediaexport thumb/cut`` side by side with the ffmpeg command a script would use.
+
+Both run as child processes on the same generated DASH archive in the same run, so the
+printed ratios (mediaexport / ffmpeg) compare like with like on this machine. Each output is
+also judged for correctness the way DESIGN.md asks: a fresh decoder with MP4 edit lists
+ignored, the first frame must be the wanted one (read from the frame's barcode) and the frame
+count must be exact.
+
+    python bench/cut_vs_ffmpeg.py [--seconds 60] [--width 1280 --height 720] [--repeat 3]
+
+ffmpeg is the baseline only (Debian: ``apt-get install -y ffmpeg``); the service never runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    first_frame: int | None
+    frames: int
+    ok: bool
+
+
+# A child's ru_maxrss starts at its parent's resident size (the forked copy of the parent's
+# memory counts until exec), and this process holds PyAV and the archive. So each command is
+# started from a tiny launcher process that reports the grandchild's own peak; what remains
+# is the launcher's ~10 MiB floor, the same for both sides.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the launcher's stdout carries the result
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stdout.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
+def run_child(cmd: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (MiB) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _LAUNCHER, *cmd], capture_output=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    code, maxrss_kib = proc.stdout.decode().split()
+    if int(code) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
+    return elapsed, int(maxrss_kib) / 1024
+
+
+def judge_clip(path: Path, first: int, frames: int) -> tuple[int | None, int, bool]:
+    with av.open(str(path), options={"ignore_editlist": "1"}) as c:
+        indices = [read_frame_index(f) for f in c.decode(video=0)]
+    got_first = indices[0] if indices else None
+    return got_first, len(indices), got_first == first and len(indices) == frames
+
+
+def judge_thumb(path: Path, first: int) -> tuple[int | None, int, bool]:
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    got = read_frame_index(frame)
+    return got, 1, got == first
+
+
+def measure(cmd: list[str], judge: object, repeat: int) -> Run:
+    times, rss = [], []
+    for _ in range(repeat):
+        t, m = run_child(cmd)
+        times.append(t)
+        rss.append(m)
+    got_first, frames, ok = judge()  # type: ignore[operator]
+    return Run(statistics.median(times), max(rss), got_first, frames, ok)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=60.0, help="archive length")
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case (median time)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep outputs in this folder")
+    args = ap.parse_args()
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        print("ffmpeg is the baseline: apt-get install -y ffmpeg", file=sys.stderr)
+        return 2
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="mediaexport-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    spec = ArchiveSpec(
+        seconds=args.seconds, width=args.width, height=args.height, preset="veryfast", crf=23
+    )
+    t0 = time.perf_counter()
+    mpd = write_dash(work / "archive", spec)
+    print(f"archive: {spec.width}x{spec.height} {float(spec.fps):g} fps, {spec.seconds:g} s, "
+          f"GOP {spec.gop_frames}, written in {time.perf_counter() - t0:.1f} s -> {mpd}")
+
+    fps = spec.fps
+    # Start mid-GOP (the hard case for stream copy): 12 frames after a keyframe.
+    first = (int(spec.seconds * fps) // 3 // spec.gop_frames) * spec.gop_frames + 12
+    start_s = float(Fraction(first) / fps)
+    start_pos = spec.start_pos_ms(first)
+    me = [sys.executable, "-m", "pipeline.cli"]
+    ff = [ffmpeg, "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-i", str(mpd)]
+
+    rows: list[tuple[str, Run, Run]] = []
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+
+    thumb_me, thumb_ff = out / "me.jpg", out / "ff.jpg"
+    rows.append((
+        "thumbnail",
+        measure(me + ["thumb", str(mpd), "--start-pos", str(start_pos), "-o", str(thumb_me)],
+                lambda: judge_thumb(thumb_me, first), args.repeat),
+        measure(ff + ["-frames:v", "1", "-q:v", "2", str(thumb_ff)],
+                lambda: judge_thumb(thumb_ff, first), args.repeat),
+    ))
+
+    durations = [10_000, int(spec.seconds * 1000 * 0.6)]
+    for duration_ms in durations:
+        frames = round(Fraction(duration_ms, 1000) * fps)
+        for export_type, ff_codec in ((0, ["-c", "copy"]),
+                                      (1, ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                                           "-c:a", "aac"])):
+            if export_type == 1 and duration_ms != durations[0]:
+                continue  # one encode case is enough to compare encoder throughput
+            a, b = out / f"me-{export_type}-{duration_ms}.mp4", out / f"ff-{export_type}-{duration_ms}.mp4"
+            rows.append((
+                f"cut type {export_type}, {duration_ms / 1000:g} s",
+                measure(me + ["cut", str(mpd), "--start-pos", str(start_pos), "--duration",
+                              str(duration_ms), "--type", str(export_type), "-o", str(a)],
+                        lambda a=a, n=frames: judge_clip(a, first, n), args.repeat),
+                measure(ff + ["-t", f"{duration_ms / 1000:.3f}", *ff_codec,
+                              "-movflags", "+faststart", str(b)],
+                        lambda b=b, n=frames: judge_clip(b, first, n), args.repeat),
+            ))
+
+    print(f"\nwanted first frame {first} (StartPos {start_pos}); correctness judged with "
+          "ignore_editlist=1 and a fresh decoder\n")
+    head = (f"{'case':<22} {'mediaexport s':>13} {'ffmpeg s':>9} {'time x':>7} "
+            f"{'RSS MiB':>8} {'ff RSS':>7} {'RSS x':>6}  correct (first/frames)")
+    print(head)
+    print("-" * len(head))
+    for name, m, f in rows:
+        print(f"{name:<22} {m.seconds:>13.3f} {f.seconds:>9.3f} {m.seconds / f.seconds:>7.2f} "
+              f"{m.peak_rss_mb:>8.0f} {f.peak_rss_mb:>7.0f} {m.peak_rss_mb / f.peak_rss_mb:>6.2f}  "
+              f"mediaexport {'OK' if m.ok else 'WRONG'} ({m.first_frame}/{m.frames}), "
+              f"ffmpeg {'OK' if f.ok else 'WRONG'} ({f.first_frame}/{f.frames})")
+    print("\n" + json.dumps({name: {"time_ratio": round(m.seconds / f.seconds, 3),
+                                    "rss_ratio": round(m.peak_rss_mb / f.peak_rss_mb, 3),
+                                    "mediaexport_correct": m.ok, "ffmpeg_correct": f.ok}
+                             for name, m, f in rows}))
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
