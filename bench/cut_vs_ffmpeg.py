@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +29,8 @@ from pathlib import Path
 import av
 
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
+
+Judged = tuple[int | None, int, bool]  # first frame index, frame count, correct
 
 
 @dataclass
@@ -68,28 +70,24 @@ def run_child(cmd: list[str]) -> tuple[float, float]:
     return elapsed, int(maxrss_kib) / 1024
 
 
-def judge_clip(path: Path, first: int, frames: int) -> tuple[int | None, int, bool]:
+def judge_clip(path: Path, first: int, frames: int) -> Judged:
     with av.open(str(path), options={"ignore_editlist": "1"}) as c:
         indices = [read_frame_index(f) for f in c.decode(video=0)]
     got_first = indices[0] if indices else None
     return got_first, len(indices), got_first == first and len(indices) == frames
 
 
-def judge_thumb(path: Path, first: int) -> tuple[int | None, int, bool]:
+def judge_thumb(path: Path, first: int) -> Judged:
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
     got = read_frame_index(frame)
     return got, 1, got == first
 
 
-def measure(cmd: list[str], judge: object, repeat: int) -> Run:
-    times, rss = [], []
-    for _ in range(repeat):
-        t, m = run_child(cmd)
-        times.append(t)
-        rss.append(m)
-    got_first, frames, ok = judge()  # type: ignore[operator]
-    return Run(statistics.median(times), max(rss), got_first, frames, ok)
+def measure(cmd: list[str], repeat: int) -> tuple[float, float]:
+    """Median wall time and worst peak RSS over ``repeat`` runs."""
+    runs = [run_child(cmd) for _ in range(repeat)]
+    return statistics.median(t for t, _ in runs), max(m for _, m in runs)
 
 
 def main() -> int:
@@ -112,8 +110,10 @@ def main() -> int:
     )
     t0 = time.perf_counter()
     mpd = write_dash(work / "archive", spec)
-    print(f"archive: {spec.width}x{spec.height} {float(spec.fps):g} fps, {spec.seconds:g} s, "
-          f"GOP {spec.gop_frames}, written in {time.perf_counter() - t0:.1f} s -> {mpd}")
+    print(
+        f"archive: {spec.width}x{spec.height} {float(spec.fps):g} fps, {spec.seconds:g} s, "
+        f"GOP {spec.gop_frames}, written in {time.perf_counter() - t0:.1f} s -> {mpd}"
+    )
 
     fps = spec.fps
     # Start mid-GOP (the hard case for stream copy): 12 frames after a keyframe.
@@ -126,50 +126,78 @@ def main() -> int:
     rows: list[tuple[str, Run, Run]] = []
     out = work / "out"
     out.mkdir(exist_ok=True)
-
-    thumb_me, thumb_ff = out / "me.jpg", out / "ff.jpg"
-    rows.append((
-        "thumbnail",
-        measure(me + ["thumb", str(mpd), "--start-pos", str(start_pos), "-o", str(thumb_me)],
-                lambda: judge_thumb(thumb_me, first), args.repeat),
-        measure(ff + ["-frames:v", "1", "-q:v", "2", str(thumb_ff)],
-                lambda: judge_thumb(thumb_ff, first), args.repeat),
-    ))
-
-    durations = [10_000, int(spec.seconds * 1000 * 0.6)]
-    for duration_ms in durations:
+    copy = ["-c", "copy"]
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "aac"]
+    long_ms = int(spec.seconds * 1000 * 0.6)
+    # (name, mediaexport args, ffmpeg args, judge); two lengths show whether memory stays flat
+    cases: list[tuple[str, list[str], list[str], Callable[[], tuple[Judged, Judged]]]] = [
+        (
+            "thumbnail",
+            ["thumb", str(mpd), "--start-pos", str(start_pos), "-o", str(out / "me.jpg")],
+            ["-frames:v", "1", "-q:v", "2", str(out / "ff.jpg")],
+            lambda: (judge_thumb(out / "me.jpg", first), judge_thumb(out / "ff.jpg", first)),
+        )
+    ]
+    for export_type, ff_codec, duration_ms in (
+        (0, copy, 10_000),
+        (0, copy, long_ms),
+        (1, x264, 10_000),
+    ):
+        me_out = out / f"me-{export_type}-{duration_ms}.mp4"
+        ff_out = out / f"ff-{export_type}-{duration_ms}.mp4"
         frames = round(Fraction(duration_ms, 1000) * fps)
-        for export_type, ff_codec in ((0, ["-c", "copy"]),
-                                      (1, ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-                                           "-c:a", "aac"])):
-            if export_type == 1 and duration_ms != durations[0]:
-                continue  # one encode case is enough to compare encoder throughput
-            a, b = out / f"me-{export_type}-{duration_ms}.mp4", out / f"ff-{export_type}-{duration_ms}.mp4"
-            rows.append((
+        me_args = ["cut", str(mpd), "--start-pos", str(start_pos), "--duration", str(duration_ms)]
+        ff_args = ["-t", f"{duration_ms / 1000:.3f}", *ff_codec, "-movflags", "+faststart"]
+        cases.append(
+            (
                 f"cut type {export_type}, {duration_ms / 1000:g} s",
-                measure(me + ["cut", str(mpd), "--start-pos", str(start_pos), "--duration",
-                              str(duration_ms), "--type", str(export_type), "-o", str(a)],
-                        lambda a=a, n=frames: judge_clip(a, first, n), args.repeat),
-                measure(ff + ["-t", f"{duration_ms / 1000:.3f}", *ff_codec,
-                              "-movflags", "+faststart", str(b)],
-                        lambda b=b, n=frames: judge_clip(b, first, n), args.repeat),
-            ))
+                [*me_args, "--type", str(export_type), "-o", str(me_out)],
+                [*ff_args, str(ff_out)],
+                lambda a=me_out, b=ff_out, n=frames: (  # type: ignore[misc]
+                    judge_clip(a, first, n),
+                    judge_clip(b, first, n),
+                ),
+            )
+        )
 
-    print(f"\nwanted first frame {first} (StartPos {start_pos}); correctness judged with "
-          "ignore_editlist=1 and a fresh decoder\n")
-    head = (f"{'case':<22} {'mediaexport s':>13} {'ffmpeg s':>9} {'time x':>7} "
-            f"{'RSS MiB':>8} {'ff RSS':>7} {'RSS x':>6}  correct (first/frames)")
+    rows: list[tuple[str, Run, Run]] = []
+    for name, me_args, ff_args, judge in cases:
+        m_time, m_rss = measure([*me, *me_args], args.repeat)
+        f_time, f_rss = measure([*ff, *ff_args], args.repeat)
+        m_judged, f_judged = judge()
+        rows.append((name, Run(m_time, m_rss, *m_judged), Run(f_time, f_rss, *f_judged)))
+
+    print(
+        f"\nwanted first frame {first} (StartPos {start_pos}); correctness judged with "
+        "ignore_editlist=1 and a fresh decoder\n"
+    )
+    head = (
+        f"{'case':<22} {'mediaexport s':>13} {'ffmpeg s':>9} {'time x':>7} "
+        f"{'RSS MiB':>8} {'ff RSS':>7} {'RSS x':>6}  correct (first/frames)"
+    )
     print(head)
     print("-" * len(head))
     for name, m, f in rows:
-        print(f"{name:<22} {m.seconds:>13.3f} {f.seconds:>9.3f} {m.seconds / f.seconds:>7.2f} "
-              f"{m.peak_rss_mb:>8.0f} {f.peak_rss_mb:>7.0f} {m.peak_rss_mb / f.peak_rss_mb:>6.2f}  "
-              f"mediaexport {'OK' if m.ok else 'WRONG'} ({m.first_frame}/{m.frames}), "
-              f"ffmpeg {'OK' if f.ok else 'WRONG'} ({f.first_frame}/{f.frames})")
-    print("\n" + json.dumps({name: {"time_ratio": round(m.seconds / f.seconds, 3),
-                                    "rss_ratio": round(m.peak_rss_mb / f.peak_rss_mb, 3),
-                                    "mediaexport_correct": m.ok, "ffmpeg_correct": f.ok}
-                             for name, m, f in rows}))
+        print(
+            f"{name:<22} {m.seconds:>13.3f} {f.seconds:>9.3f} {m.seconds / f.seconds:>7.2f} "
+            f"{m.peak_rss_mb:>8.0f} {f.peak_rss_mb:>7.0f} {m.peak_rss_mb / f.peak_rss_mb:>6.2f}  "
+            f"mediaexport {'OK' if m.ok else 'WRONG'} ({m.first_frame}/{m.frames}), "
+            f"ffmpeg {'OK' if f.ok else 'WRONG'} ({f.first_frame}/{f.frames})"
+        )
+    print(
+        "\n"
+        + json.dumps(
+            {
+                name: {
+                    "time_ratio": round(m.seconds / f.seconds, 3),
+                    "rss_ratio": round(m.peak_rss_mb / f.peak_rss_mb, 3),
+                    "mediaexport_correct": m.ok,
+                    "ffmpeg_correct": f.ok,
+                }
+                for name, m, f in rows
+            }
+        )
+    )
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
