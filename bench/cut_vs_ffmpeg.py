@@ -123,7 +123,6 @@ def main() -> int:
     me = [sys.executable, "-m", "pipeline.cli"]
     ff = [ffmpeg, "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-i", str(mpd)]
 
-    rows: list[tuple[str, Run, Run]] = []
     out = work / "out"
     out.mkdir(exist_ok=True)
     copy = ["-c", "copy"]
