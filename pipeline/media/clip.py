@@ -1,0 +1,187 @@
+"""export_clip: the range [res.start, res.end) as one MP4 (+faststart) or MPEG-TS file.
+
+Segments stream through one at a time (two GOPs at most are held for the smart cut), so
+memory does not grow with the clip.  Missing and corrupt segments become holes on the
+output timeline, reported with the manifest's gaps and the part beyond the live edge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+
+from pipeline.errors import ExportError, InvalidRequest, MediaError
+from pipeline.media.audio import AudioTrack
+from pipeline.media.describe import describe
+from pipeline.media.options import EncodeOptions
+from pipeline.media.results import ClipResult
+from pipeline.media.smartcut import SmartCutter
+from pipeline.media.source import SegmentFetcher, SegmentMedia, SegmentUnusable, TrackDemuxer
+from pipeline.media.timeline import EPS, Timeline
+from pipeline.media.transcode import Transcoder
+from pipeline.media.writer import ClipWriter, container_kind
+from pipeline.model import Resolution
+from pipeline.storage import BlobReader
+
+Strategy = SmartCutter | Transcoder
+
+
+DEFAULT_OPTIONS = EncodeOptions()
+
+
+def export_clip(
+    reader: BlobReader,
+    res: Resolution,
+    out_path: Path,
+    *,
+    export_type: int,
+    options: EncodeOptions = DEFAULT_OPTIONS,
+    progress: Callable[[float], None] | None = None,
+) -> ClipResult:
+    if export_type not in (0, 1, 2):
+        raise InvalidRequest(
+            f"export_type must be 0, 1 or 2, not {export_type!r}", field="export_type"
+        )
+    if not res.video:
+        raise MediaError("no video segments cover the range", obj=res.manifest)
+    out_path = Path(out_path)
+    kind = container_kind(out_path)
+    part = out_path.with_name(out_path.name + ".part")
+    timeline = Timeline(res.start, res.end, res.gaps)
+    if res.live_edge is not None and res.live_edge < res.end:
+        timeline.add_hole(max(res.live_edge, res.start), res.end, "live_edge")
+    try:
+        counts = _run(reader, res, part, kind, export_type, options, timeline, progress)
+        facts = describe(part)
+        os.replace(part, out_path)
+    except av.FFmpegError as e:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise MediaError(f"media processing failed: {e}", obj=res.manifest) from e
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise
+    if progress is not None:
+        progress(1.0)
+    requested_ms = round((res.end - res.start) * 1000)
+    missing_ms = min(requested_ms, round(timeline.missing_seconds() * 1000))
+    assert timeline.first is not None
+    return ClipResult(
+        path=out_path,
+        container=facts.container,
+        duration=facts.duration,
+        video_codec=facts.video_codec,
+        audio_codec=facts.audio_codec,
+        width=facts.width,
+        height=facts.height,
+        frame_count=facts.frame_count,
+        size=facts.size,
+        sha256=facts.sha256,
+        first_frame_time=timeline.first,
+        delivered_ms=requested_ms - missing_ms,
+        missing_ms=missing_ms,
+        gaps=timeline.gaps(),
+        copied_frames=counts[0],
+        reencoded_frames=counts[1],
+    )
+
+
+def _run(
+    reader: BlobReader,
+    res: Resolution,
+    part: Path,
+    kind: str,
+    export_type: int,
+    options: EncodeOptions,
+    timeline: Timeline,
+    progress: Callable[[float], None] | None,
+) -> tuple[int, int]:
+    """Write the clip into ``part``; returns (copied, re-encoded) video frame counts."""
+    fetcher = SegmentFetcher(reader)
+    video = TrackDemuxer(fetcher, want_video=True, want_audio=res.audio_muxed)
+    audio = AudioTrack(fetcher, res, timeline, options)
+    writer: ClipWriter | None = None
+    strategy: Strategy | None = None
+    failures: list[SegmentUnusable] = []
+    total = len(res.video)
+    try:
+        for i, ref in enumerate(res.video):
+            if strategy is not None and strategy.done:
+                break
+            try:
+                seg = video.load(ref)
+            except SegmentUnusable as e:
+                failures.append(e)
+                timeline.add_hole(
+                    ref.start,
+                    ref.start + ref.duration,
+                    "missing" if e.reason == "missing" else "corrupt",
+                )
+                if strategy is not None:
+                    strategy.hole()
+                _report(progress, i + 1, total)
+                continue
+            if strategy is None:
+                writer = ClipWriter(part, "mpegts" if kind == "mpegts" else "mp4")
+                strategy = _strategy(writer, timeline, seg, export_type, options)
+                audio.prime(seg)
+                audio.attach(writer)
+            seg.raw = b""
+            audio.push(seg)
+            if not strategy.feed(seg):
+                # Undecodable data inside the segment: the rest of it becomes a hole.
+                covered = strategy.covered if strategy.covered is not None else ref.start
+                timeline.add_hole(max(ref.start, covered), ref.start + ref.duration, "corrupt")
+                strategy.hole()
+            if strategy.covered is not None:
+                audio.write_until(min(strategy.covered, timeline.end))
+            _report(progress, i + 1, total)
+        if strategy is None or writer is None:
+            raise _no_media(res, failures)
+        strategy.finish()
+        if timeline.first is None:
+            raise _no_media(res, failures)
+        audio.finish(min(strategy.covered or timeline.end, timeline.end))
+        if isinstance(strategy, SmartCutter):
+            return strategy.copied, strategy.reencoded
+        return 0, strategy.encoded
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _strategy(
+    writer: ClipWriter,
+    timeline: Timeline,
+    seg: SegmentMedia,
+    export_type: int,
+    options: EncodeOptions,
+) -> Strategy:
+    info = seg.video_info
+    assert info is not None
+    if export_type == 0:
+        return SmartCutter(writer, timeline, info, seg.raw, options)
+    return Transcoder(writer, timeline, info, "h264" if export_type == 1 else "hevc", options)
+
+
+def _no_media(res: Resolution, failures: list[SegmentUnusable]) -> ExportError:
+    if failures:
+        f = failures[0]
+        return MediaError(
+            f"no decodable frame in the range; {f.reason} segment: {f.detail}", obj=f.ref.url
+        )
+    return MediaError(
+        f"no frame between {res.start:.3f}s and {res.end - EPS:.3f}s in the segments",
+        obj=res.video[0].url,
+    )
+
+
+def _report(progress: Callable[[float], None] | None, done: int, total: int) -> None:
+    if progress is not None:
+        # 1.0 is reported once the file is written and described.
+        progress(min(done / total, 0.99))

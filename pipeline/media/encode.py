@@ -1,0 +1,106 @@
+"""Video encoders: whole-clip H.264/H.265 and the smart cut's edge encoders."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal
+
+import av
+
+from pipeline.errors import MediaError
+from pipeline.media.options import EncodeOptions
+from pipeline.media.source import VideoInfo
+
+TICKS = 90_000  # every video timestamp inside pipeline.media is in 1/90000 s
+TIME_BASE = Fraction(1, TICKS)
+
+_ENCODERS = {"h264": "libx264", "hevc": "libx265"}
+
+
+def encoder_options(
+    codec: Literal["h264", "hevc"],
+    options: EncodeOptions,
+    *,
+    bframes: int | None = None,
+    profile: str | None = None,
+    level: int | None = None,
+) -> dict[str, str]:
+    if codec == "h264":
+        opts = {"preset": options.h264_preset, "crf": str(options.h264_crf)}
+        if bframes is not None:
+            opts["bf"] = str(bframes)
+        if profile:
+            opts["profile"] = _x264_profile(profile)
+        if level:
+            opts["level"] = f"{level // 10}.{level % 10}"
+        return opts
+    params = ["log-level=error"]
+    if bframes is not None:
+        params.append(f"bframes={bframes}")
+    if level:
+        params.append(f"level-idc={level / 30:g}")
+    opts = {
+        "preset": options.h265_preset,
+        "crf": str(options.h265_crf),
+        "x265-params": ":".join(params),
+    }
+    if profile:
+        opts["profile"] = profile.lower().replace(" ", "")
+    return opts
+
+
+def _x264_profile(profile: str) -> str:
+    p = profile.lower()
+    for name in ("high444", "high422", "high10", "high", "main", "baseline"):
+        if p.replace(" ", "").replace(":", "").startswith(name):
+            return name
+    if "baseline" in p:
+        return "baseline"
+    return "high"
+
+
+def configure(
+    ctx: av.VideoCodecContext, info: VideoInfo, pix_fmt: str, options: EncodeOptions
+) -> None:
+    ctx.width = info.width
+    ctx.height = info.height
+    ctx.pix_fmt = pix_fmt
+    ctx.time_base = TIME_BASE
+    ctx.framerate = info.fps
+    if options.threads:
+        ctx.thread_count = options.threads
+
+
+def edge_encoder(info: VideoInfo, options: EncodeOptions) -> av.VideoCodecContext:
+    """An encoder matching the source's codec, profile, level, size and pixel format.
+
+    No B-frames, so its decode order is its presentation order and its packets slot in
+    before (and after) the copied GOPs without reordering; no global header, so it emits
+    its own parameter sets in-band with its first keyframe.
+    """
+    name = _ENCODERS[info.codec]
+    try:
+        ctx = av.CodecContext.create(name, "w")
+    except av.FFmpegError as e:  # pragma: no cover - the wheel bundles both
+        raise MediaError(f"encoder {name} unavailable: {e}", obj=name) from e
+    assert isinstance(ctx, av.VideoCodecContext)
+    configure(ctx, info, info.pix_fmt, options)
+    ctx.options = encoder_options(
+        info.codec, options, bframes=0, profile=info.profile, level=info.level
+    )
+    return ctx
+
+
+def new_decoder(codec: str) -> av.VideoCodecContext:
+    ctx = av.CodecContext.create(codec, "r")
+    assert isinstance(ctx, av.VideoCodecContext)
+    ctx.thread_type = "AUTO"
+    return ctx
+
+
+def packet(data: bytes, pts: int, dts: int | None = None) -> av.Packet:
+    p = av.Packet(data)
+    p.pts = pts
+    p.dts = pts if dts is None else dts
+    p.time_base = TIME_BASE
+    return p

@@ -1,0 +1,282 @@
+"""Fetching segments and mapping their packets onto the archive timeline.
+
+A segment's bytes are its init segment (fMP4) followed by the media segment, opened with
+``av.open(BytesIO)``.  Packet times become archive seconds:
+``archive_time = pts_seconds + media_offset``; when the manifest does not tie media time to
+the archive (``media_offset is None``: HLS), the earliest presentation of the first segment
+of a run is aligned to ``SegmentRef.start`` and the same offset is kept until the next
+discontinuity, so frame spacing stays exact.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+import av
+
+from pipeline.errors import MediaError, SourceNotFound
+from pipeline.media.nal import AnnexBNormalizer
+from pipeline.model import ByteRange, SegmentRef
+from pipeline.storage import BlobReader
+
+
+class SegmentUnusable(Exception):
+    """A segment is missing or cannot be demuxed; the caller decides gap or error."""
+
+    def __init__(self, ref: SegmentRef, reason: str, detail: str) -> None:
+        super().__init__(f"{reason} segment {ref.url}: {detail}")
+        self.ref = ref
+        self.reason = reason  # "missing" | "corrupt"
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: Literal["h264", "hevc"]
+    width: int
+    height: int
+    pix_fmt: str
+    fps: Fraction
+    profile: str | None
+    level: int | None
+    extradata: bytes  # Annex B parameter sets
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+    layout: str
+    frame_size: int  # samples per packet (1024 for AAC-LC)
+    extradata: bytes | None  # AudioSpecificConfig for AAC
+
+
+@dataclass
+class TimedPacket:
+    data: bytes
+    pts: float  # archive seconds
+    dts: float
+    duration: float
+    key: bool
+
+
+@dataclass
+class SegmentMedia:
+    ref: SegmentRef
+    video: list[TimedPacket] = field(default_factory=list)
+    audio: list[TimedPacket] = field(default_factory=list)
+    video_info: VideoInfo | None = None
+    audio_info: AudioInfo | None = None
+    raw: bytes = b""  # the segment's bytes, kept only to give output streams a template
+
+
+class SegmentFetcher:
+    """Reads segment bytes, caching init segments (shared by every segment of a track)."""
+
+    def __init__(self, reader: BlobReader) -> None:
+        self.reader = reader
+        self._init: dict[tuple[str, ByteRange | None], bytes] = {}
+
+    def fetch(self, ref: SegmentRef) -> bytes:
+        try:
+            init = b""
+            if ref.init_url is not None:
+                key = (ref.init_url, ref.init_range)
+                if key not in self._init:
+                    self._init[key] = self.reader.read(ref.init_url, ref.init_range)
+                init = self._init[key]
+            return init + self.reader.read(ref.url, ref.byte_range)
+        except SourceNotFound as e:
+            raise SegmentUnusable(ref, "missing", str(e)) from e
+
+
+class TrackClock:
+    """Maps one track's media timestamps to archive time across segments."""
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+
+    def offset_for(self, ref: SegmentRef, earliest: float | None) -> float:
+        if ref.media_offset is not None:
+            self._offset = ref.media_offset
+            return ref.media_offset
+        if self._offset is None or ref.discontinuity:
+            self._offset = ref.start - (earliest if earliest is not None else 0.0)
+        return self._offset
+
+    def skipped(self, ref: SegmentRef) -> None:
+        """``ref`` could not be read; if timestamps restarted there, realign on the next."""
+        if ref.discontinuity:
+            self._offset = None
+
+
+class TrackDemuxer:
+    """Demuxes the segments of one track (video, possibly with muxed audio, or audio)."""
+
+    def __init__(self, fetcher: SegmentFetcher, *, want_video: bool, want_audio: bool) -> None:
+        self.fetcher = fetcher
+        self.want_video = want_video
+        self.want_audio = want_audio
+        self.clock = TrackClock()
+        self._normalizer: AnnexBNormalizer | None = None
+
+    def load(self, ref: SegmentRef) -> SegmentMedia:
+        try:
+            data = self.fetcher.fetch(ref)
+            try:
+                return self._demux(ref, data)
+            except (av.FFmpegError, ValueError, IndexError) as e:
+                raise SegmentUnusable(ref, "corrupt", str(e)) from e
+        except SegmentUnusable:
+            self.clock.skipped(ref)
+            raise
+
+    def _demux(self, ref: SegmentRef, data: bytes) -> SegmentMedia:
+        out = SegmentMedia(ref, raw=data)
+        raw_v: list[tuple[bytes, int, int, int, bool]] = []
+        raw_a: list[tuple[bytes, int, int, int, bool]] = []
+        with av.open(io.BytesIO(data), "r") as container:
+            vs = container.streams.video[0] if container.streams.video else None
+            aus = container.streams.audio[0] if container.streams.audio else None
+            if self.want_video:
+                if vs is None:
+                    raise ValueError("no video stream")
+                out.video_info = _video_info(vs, ref)
+            if self.want_audio and aus is not None:
+                out.audio_info = _audio_info(aus)
+            streams = [
+                s
+                for s in (vs if self.want_video else None, aus if self.want_audio else None)
+                if s is not None
+            ]
+            if not streams:
+                return out
+            v_tb = vs.time_base if vs is not None else None
+            a_tb = aus.time_base if aus is not None else None
+            for pkt in container.demux(streams):
+                if pkt.size == 0 or pkt.pts is None:
+                    continue
+                if pkt.is_corrupt:
+                    raise ValueError("corrupt packet")
+                dts = pkt.dts if pkt.dts is not None else pkt.pts
+                item = (bytes(pkt), pkt.pts, dts, pkt.duration or 0, pkt.is_keyframe)
+                (raw_v if pkt.stream is vs else raw_a).append(item)
+            if self.want_video and not raw_v:
+                raise ValueError("no video packets")
+            if not self.want_video and self.want_audio and not raw_a:
+                raise ValueError("no audio packets")
+            ref_tb = v_tb if raw_v else a_tb
+            assert ref_tb is not None
+            earliest = min(p[1] for p in (raw_v or raw_a)) * ref_tb
+            offset = self.clock.offset_for(ref, float(earliest))
+            if raw_v:
+                assert v_tb is not None and out.video_info is not None
+                norm = self._video_normalizer(out.video_info.codec, vs)
+                for data_, pts, dts, dur, key in raw_v:
+                    annexb = norm.convert(data_, key)
+                    out.video.append(_timed(annexb, pts, dts, dur, key, v_tb, offset))
+                out.video_info = _with_extradata(out.video_info, norm.extradata())
+            if raw_a:
+                assert a_tb is not None
+                aac = out.audio_info is not None and out.audio_info.codec == "aac"
+                for data_, pts, dts, dur, _key in raw_a:
+                    payload = data_
+                    if aac and data_[:2] in (b"\xff\xf1", b"\xff\xf9"):
+                        payload, asc = strip_adts(data_)
+                        if out.audio_info is not None and not out.audio_info.extradata:
+                            out.audio_info = _with_asc(out.audio_info, asc)
+                    out.audio.append(_timed(payload, pts, dts, dur, True, a_tb, offset))
+        return out
+
+    def _video_normalizer(
+        self, codec: str, stream: av.video.stream.VideoStream | None
+    ) -> AnnexBNormalizer:
+        extradata = stream.codec_context.extradata if stream is not None else None
+        if self._normalizer is None or (extradata and extradata[0] == 1):
+            # MP4 sources carry their record in every segment's init; TS sources rely on
+            # in-band sets, which the normalizer remembers from segment to segment.
+            fresh = AnnexBNormalizer(codec, extradata)
+            if self._normalizer is not None and not fresh.param_sets:
+                fresh.param_sets = self._normalizer.param_sets
+            self._normalizer = fresh
+        return self._normalizer
+
+
+def _timed(
+    data: bytes, pts: int, dts: int, dur: int, key: bool, tb: Fraction, offset: float
+) -> TimedPacket:
+    return TimedPacket(
+        data=data,
+        pts=float(pts * tb) + offset,
+        dts=float(dts * tb) + offset,
+        duration=float(dur * tb),
+        key=key,
+    )
+
+
+def _video_info(stream: av.video.stream.VideoStream, ref: SegmentRef) -> VideoInfo:
+    cc = stream.codec_context
+    name: Literal["h264", "hevc"]
+    if cc.name == "h264":
+        name = "h264"
+    elif cc.name == "hevc":
+        name = "hevc"
+    else:
+        raise MediaError(f"unsupported video codec {cc.name!r}", obj=ref.url)
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+    profile = cc.profile if isinstance(cc.profile, str) else None
+    level = cc.level if isinstance(cc.level, int) and cc.level > 0 else None
+    return VideoInfo(
+        codec=name,
+        width=cc.width,
+        height=cc.height,
+        pix_fmt=cc.pix_fmt or "yuv420p",
+        fps=Fraction(rate),
+        profile=profile,
+        level=level,
+        extradata=b"",
+    )
+
+
+def _audio_info(stream: av.audio.stream.AudioStream) -> AudioInfo:
+    cc = stream.codec_context
+    return AudioInfo(
+        codec=cc.name,
+        sample_rate=cc.sample_rate,
+        channels=cc.channels,
+        layout=cc.layout.name,
+        frame_size=cc.frame_size or 1024,
+        extradata=cc.extradata,
+    )
+
+
+def _with_extradata(info: VideoInfo, extradata: bytes) -> VideoInfo:
+    return VideoInfo(
+        info.codec,
+        info.width,
+        info.height,
+        info.pix_fmt,
+        info.fps,
+        info.profile,
+        info.level,
+        extradata,
+    )
+
+
+def _with_asc(info: AudioInfo, asc: bytes) -> AudioInfo:
+    return AudioInfo(info.codec, info.sample_rate, info.channels, info.layout, info.frame_size, asc)
+
+
+def strip_adts(data: bytes) -> tuple[bytes, bytes]:
+    """Raw AAC payload and the AudioSpecificConfig of one ADTS frame."""
+    protection_absent = data[1] & 0x01
+    header = 7 if protection_absent else 9
+    profile = (data[2] >> 6) & 0x03
+    sr_index = (data[2] >> 2) & 0x0F
+    channels = ((data[2] & 0x01) << 2) | ((data[3] >> 6) & 0x03)
+    asc = (((profile + 1) << 11) | (sr_index << 7) | (channels << 3)).to_bytes(2, "big")
+    return data[header:], asc

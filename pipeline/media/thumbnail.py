@@ -1,0 +1,157 @@
+"""grab_thumbnail: the JPEG of the first frame at or after res.start.
+
+Only the segment holding that frame is fetched (the next one too when the start falls
+after the segment's last frame); decoding starts at the keyframe before the frame, so the
+picture is complete, never a half-decoded one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from pipeline.errors import MediaError
+from pipeline.media.encode import TICKS, new_decoder, packet
+from pipeline.media.results import ThumbnailResult
+from pipeline.media.source import SegmentFetcher, SegmentUnusable, TimedPacket, TrackDemuxer
+from pipeline.media.timeline import EPS
+from pipeline.model import Resolution, SegmentRef
+from pipeline.storage import BlobReader, file_sha256
+
+
+def grab_thumbnail(
+    reader: BlobReader, res: Resolution, out_path: Path, *, max_width: int | None = None
+) -> ThumbnailResult:
+    if max_width is not None and max_width < 2:
+        raise MediaError(f"max_width must be at least 2, not {max_width}", obj="max_width")
+    out_path = Path(out_path)
+    demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
+    refs = [r for r in res.video if r.start + r.duration > res.start + EPS][:2]
+    for ref in refs:
+        packets, codec = _load(demuxer, ref)
+        if _leading_wanted(packets, res.start):
+            # The frame is an open-GOP leading picture: its references are in the segment
+            # before, which must be decoded first.
+            before = _previous(res, ref)
+            if before is None:
+                raise MediaError(
+                    "the frame at the start is a leading picture whose references lie in a "
+                    "segment the resolution does not include",
+                    obj=ref.url,
+                )
+            packets = (
+                _load(TrackDemuxer(demuxer.fetcher, want_video=True, want_audio=False), before)[0]
+                + packets
+            )
+        frame = _first_frame_at(packets, codec, res.start, ref)
+        if frame is not None:
+            return _write_jpeg(frame, res.start, out_path, max_width)
+    raise MediaError(
+        f"no frame at or after {res.start:.3f}s in the archive",
+        obj=res.video[0].url if res.video else res.manifest,
+    )
+
+
+def _load(demuxer: TrackDemuxer, ref: SegmentRef) -> tuple[list[TimedPacket], str]:
+    try:
+        seg = demuxer.load(ref)
+    except SegmentUnusable as e:
+        raise MediaError(
+            f"cannot read the segment holding the thumbnail: {e.detail}", obj=ref.url
+        ) from e
+    assert seg.video_info is not None
+    return seg.video, seg.video_info.codec
+
+
+def _leading_wanted(packets: list[TimedPacket], start: float) -> bool:
+    """Whether a wanted frame presents before the segment's first keyframe."""
+    if not packets or not packets[0].key:
+        return False
+    key = packets[0].pts
+    return any(start - EPS <= p.pts < key - EPS for p in packets)
+
+
+def _previous(res: Resolution, ref: SegmentRef) -> SegmentRef | None:
+    i = res.video.index(ref)
+    if i == 0 or res.video[i].discontinuity:
+        return None
+    return res.video[i - 1]
+
+
+def _first_frame_at(
+    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef
+) -> av.VideoFrame | None:
+    if not packets or not any(p.pts >= start - EPS for p in packets):
+        return None
+    # Decode from the last keyframe at or before the wanted frame.
+    begin = 0
+    for i, p in enumerate(packets):
+        if p.key and p.pts <= start + EPS:
+            begin = i
+    decoder = new_decoder(codec)
+    best: av.VideoFrame | None = None
+    try:
+        for p in packets[begin:]:
+            for frame in decoder.decode(packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))):
+                best = _better(best, frame, start)
+        for frame in decoder.decode(None):
+            best = _better(best, frame, start)
+    except av.FFmpegError as e:
+        raise MediaError(
+            f"cannot decode the segment holding the thumbnail: {e}", obj=ref.url
+        ) from e
+    if best is not None and best.is_corrupt:
+        raise MediaError("the thumbnail frame does not decode cleanly", obj=ref.url)
+    return best
+
+
+def _better(best: av.VideoFrame | None, frame: av.VideoFrame, start: float) -> av.VideoFrame | None:
+    if frame.pts is None or frame.pts / TICKS < start - EPS:
+        return best
+    if best is None or (best.pts is not None and frame.pts < best.pts):
+        return frame
+    return best
+
+
+def _write_jpeg(
+    frame: av.VideoFrame, start: float, out_path: Path, max_width: int | None
+) -> ThumbnailResult:
+    width, height = frame.width, frame.height
+    if max_width is not None and width > max_width:
+        height = max(2, round(height * max_width / width / 2) * 2)
+        width = max_width - max_width % 2
+    assert frame.pts is not None
+    time = frame.pts / TICKS
+    image = frame.reformat(
+        width=width,
+        height=height,
+        format="yuvj420p",
+        interpolation="AREA" if width < frame.width else None,
+    )
+    encoder = av.CodecContext.create("mjpeg", "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"qmin": "1", "qmax": "3"}
+    image.pts = 0
+    data = b"".join(bytes(p) for p in encoder.encode(image) + encoder.encode(None))
+    part = out_path.with_name(out_path.name + ".part")
+    try:
+        part.write_bytes(data)
+        os.replace(part, out_path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise
+    return ThumbnailResult(
+        path=out_path,
+        width=width,
+        height=height,
+        time=time,
+        size=len(data),
+        sha256=file_sha256(out_path),
+    )

@@ -1,0 +1,121 @@
+"""The output container: MP4 with +faststart, or MPEG-TS; video in 1/90000 s ticks."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+
+from pipeline.errors import MediaError
+from pipeline.media.encode import TIME_BASE, configure, encoder_options
+from pipeline.media.options import EncodeOptions
+from pipeline.media.source import AudioInfo, VideoInfo
+
+ContainerKind = Literal["mp4", "mpegts"]
+
+
+def container_kind(path: Path) -> ContainerKind:
+    return "mpegts" if path.suffix.lower() == ".ts" else "mp4"
+
+
+class ClipWriter:
+    def __init__(self, path: Path, kind: ContainerKind) -> None:
+        self.kind = kind
+        options = {"movflags": "+faststart+negative_cts_offsets"} if kind == "mp4" else {}
+        self.out = av.open(str(path), "w", format=kind, options=options)
+        self.video: av.VideoStream | None = None
+        self.audio: av.AudioStream | None = None
+        self.audio_tb = Fraction(1, 48000)
+        self.last_dts: int | None = None
+        self.video_packets = 0
+
+    # -- streams -------------------------------------------------------------------------
+    def add_copy_video(self, template: bytes, info: VideoInfo) -> None:
+        """A stream for Annex B packets with in-band parameter sets (copied or re-encoded)."""
+        with av.open(io.BytesIO(template), "r") as src:
+            stream = self.out.add_stream_from_template(src.streams.video[0])
+        stream.codec_context.extradata = info.extradata
+        if self.kind == "mp4":
+            # In-band parameter sets (they change at the smart-cut junctions): avc3/hev1.
+            stream.codec_tag = "hev1" if info.codec == "hevc" else "avc3"
+        stream.time_base = TIME_BASE
+        self.video = stream
+
+    def add_encoded_video(
+        self, codec: Literal["h264", "hevc"], info: VideoInfo, options: EncodeOptions
+    ) -> av.VideoCodecContext:
+        name = "libx265" if codec == "hevc" else "libx264"
+        stream = self.out.add_stream(name, rate=info.fps)
+        assert isinstance(stream, av.VideoStream)
+        configure(stream.codec_context, info, "yuv420p", options)
+        stream.codec_context.options = encoder_options(codec, options)
+        if codec == "hevc" and self.kind == "mp4":
+            stream.codec_tag = "hvc1"
+        stream.time_base = TIME_BASE
+        self.video = stream
+        return stream.codec_context
+
+    def add_copy_audio(self, template: bytes, info: AudioInfo) -> None:
+        with av.open(io.BytesIO(template), "r") as src:
+            stream = self.out.add_stream_from_template(src.streams.audio[0])
+        if info.extradata:
+            stream.codec_context.extradata = info.extradata
+        self.audio_tb = Fraction(1, info.sample_rate)
+        stream.time_base = self.audio_tb
+        self.audio = stream
+
+    def add_aac_audio(self, info: AudioInfo, bitrate: int) -> av.AudioCodecContext:
+        stream = self.out.add_stream("aac", rate=info.sample_rate)
+        assert isinstance(stream, av.AudioStream)
+        stream.codec_context.layout = info.layout
+        stream.codec_context.bit_rate = bitrate
+        self.audio_tb = Fraction(1, info.sample_rate)
+        stream.time_base = self.audio_tb
+        stream.codec_context.time_base = self.audio_tb
+        self.audio = stream
+        return stream.codec_context
+
+    # -- packets -------------------------------------------------------------------------
+    def mux_video(self, data: bytes, pts: int, dts: int, key: bool, duration: int) -> None:
+        assert self.video is not None
+        if self.last_dts is not None and dts <= self.last_dts:
+            dts = self.last_dts + 1
+        if dts > pts:
+            raise MediaError("video timestamps cannot be made monotonic at a cut", obj=f"pts {pts}")
+        p = av.Packet(data)
+        p.pts, p.dts, p.duration = pts, dts, duration
+        p.time_base = TIME_BASE
+        p.is_keyframe = key
+        p.stream = self.video
+        self.last_dts = dts
+        self.video_packets += 1
+        self.out.mux(p)
+
+    def mux_encoded_video(self, packets: list[av.Packet]) -> None:
+        for p in packets:
+            if self.video is None:
+                raise MediaError("video stream missing", obj="output")
+            p.stream = self.video
+            self.video_packets += 1
+            self.out.mux(p)
+
+    def mux_audio(self, data: bytes, pts: int, duration: int) -> None:
+        assert self.audio is not None
+        p = av.Packet(data)
+        p.pts = p.dts = pts
+        p.duration = duration
+        p.time_base = self.audio_tb
+        p.stream = self.audio
+        self.out.mux(p)
+
+    def mux_audio_packets(self, packets: list[av.Packet]) -> None:
+        for p in packets:
+            assert self.audio is not None
+            p.stream = self.audio
+            self.out.mux(p)
+
+    def close(self) -> None:
+        self.out.close()
