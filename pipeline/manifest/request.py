@@ -58,9 +58,7 @@ def range_request(
     if duration_ms <= 0:
         raise InvalidRequest(f"Duration {duration_ms} ms must be positive", field="Duration")
     if duration_ms > MAX_DURATION_MS:
-        raise InvalidRequest(
-            f"Duration {duration_ms} ms is over the 24 h limit", field="Duration"
-        )
+        raise InvalidRequest(f"Duration {duration_ms} ms is over the 24 h limit", field="Duration")
     if start_pos_ms is not None:
         if isinstance(start_pos_ms, bool) or not isinstance(start_pos_ms, int | float):
             raise InvalidRequest(f"StartPos {start_pos_ms!r} is not a number", field="StartPos")
