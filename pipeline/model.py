@@ -80,6 +80,10 @@ class Resolution:
     live_edge: float | None = None  # archive time where available media ends
     archive_start: float = 0.0  # earliest archive time the manifest still holds
     notes: tuple[str, ...] = field(default=())
+    # The video segment just before video[0] when it continues into it (same Period, no
+    # discontinuity, no hole): an open-GOP leading picture at the start references it.
+    # None at the archive start or across a boundary.  Fetched only when needed.
+    preroll: SegmentRef | None = None
 
     @property
     def duration(self) -> float:

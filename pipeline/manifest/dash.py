@@ -117,10 +117,13 @@ def resolve_dash(
     lo, hi = max(start, archive_start), min(end, edge)
     video: list[SegmentRef] = []
     audio: list[SegmentRef] = []
+    preroll: SegmentRef | None = None
     for p in periods:
         p_lo, p_hi = max(lo, p.start), min(hi, math.inf if p.end is None else p.end)
         if p_lo >= p_hi:
             continue
+        if not video:
+            preroll = _preroll(p.video.segments, p_lo, archive_start)
         video.extend(_refs(p.video.segments, p_lo, p_hi, bool(video)))
         if p.audio is not None:
             audio.extend(_refs(p.audio.segments, p_lo, p_hi, bool(audio)))
@@ -146,6 +149,7 @@ def resolve_dash(
         live_edge=edge,
         archive_start=archive_start,
         notes=tuple(notes),
+        preroll=preroll,
     )
 
 
@@ -154,23 +158,37 @@ def _refs(seg: TrackSegments, lo: float, hi: float, after_other: bool) -> list[S
     tl = seg.timeline
     i0 = tl.containing_or_after(seg.ticks(lo))
     i1 = tl.before(seg.ticks(hi))
-    out = []
-    for i in range(i0, i1 + 1):
-        url, byte_range = seg.locate(i)
-        out.append(
-            SegmentRef(
-                url=url,
-                start=seg.archive_time(tl.start(i)),
-                duration=tl.duration(i) / seg.timescale,
-                byte_range=byte_range,
-                init_url=seg.init_url,
-                init_range=seg.init_range,
-                media_offset=seg.media_offset,
-                # A new Period restarts the media timeline; tell the demuxer side.
-                discontinuity=after_other and i == i0,
-            )
-        )
-    return out
+    # A new Period restarts the media timeline; tell the demuxer side.
+    return [_ref(seg, i, after_other and i == i0) for i in range(i0, i1 + 1)]
+
+
+def _ref(seg: TrackSegments, i: int, discontinuity: bool = False) -> SegmentRef:
+    url, byte_range = seg.locate(i)
+    return SegmentRef(
+        url=url,
+        start=seg.archive_time(seg.timeline.start(i)),
+        duration=seg.timeline.duration(i) / seg.timescale,
+        byte_range=byte_range,
+        init_url=seg.init_url,
+        init_range=seg.init_range,
+        media_offset=seg.media_offset,
+        discontinuity=discontinuity,
+    )
+
+
+def _preroll(seg: TrackSegments, lo: float, archive_start: float) -> SegmentRef | None:
+    """The segment before the one holding ``lo`` in the same Period, if it runs into it."""
+    tl = seg.timeline
+    i0 = tl.containing_or_after(seg.ticks(lo))
+    if i0 <= 0 or i0 >= len(tl):
+        return None
+    # A hole between the two (a SegmentTimeline gap) breaks the reference chain, and a
+    # segment that left the time-shift buffer may be gone.
+    if abs(tl.end(i0 - 1) - tl.start(i0)) > _EPS * seg.timescale:
+        return None
+    if seg.archive_time(tl.start(i0 - 1)) < archive_start - _EPS:
+        return None
+    return _ref(seg, i0 - 1)
 
 
 def _gaps(video: list[SegmentRef], lo: float, hi: float) -> list[Gap]:

@@ -176,6 +176,7 @@ def resolve_hls(
         live_edge=live_edge,
         archive_start=0.0,
         notes=tuple(notes),
+        preroll=video.preroll,
     )
 
 

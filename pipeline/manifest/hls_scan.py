@@ -57,6 +57,9 @@ class MediaScan:
     has_segments: bool
     fmp4: bool  # the window's segments have an EXT-X-MAP initialization section
     notes: tuple[str, ...] = ()
+    # the playable segment just before the first one, when it runs straight into it (no
+    # discontinuity, gap or PDT hole between); None when unknown or there is none
+    preroll: SegmentRef | None = None
 
 
 def scan_media(
@@ -85,7 +88,13 @@ def scan_media(
     learning it would cost a read of each segment, so the media work aligns each segment's
     earliest presentation to ``SegmentRef.start``.
     """
-    from pipeline.manifest.hls_seek import block_at, can_seek, last_pdt_block, map_before
+    from pipeline.manifest.hls_seek import (
+        block_at,
+        can_seek,
+        last_pdt_block,
+        longest_segment_ms,
+        map_before,
+    )
 
     if source.master:
         raise MediaError("line 1: expected a media playlist, got a master", obj=source.location)
@@ -99,7 +108,10 @@ def scan_media(
     )
     begin = 0
     if seek and epoch_ms_at_zero is not None:
-        begin = block_at(source, epoch_ms_at_zero + round(lo * 1000))
+        # One segment further back than ``lo`` needs, so that the segment before the
+        # window is walked too (``MediaScan.preroll``), as a walk from the top would.
+        back = longest_segment_ms(source)
+        begin = block_at(source, epoch_ms_at_zero + round(lo * 1000) - back)
         if begin:
             walk.restart(map_before(source, begin))
     stopped = walk.run(begin, stop_after_window=seek)
@@ -134,6 +146,10 @@ class _Walk:
         self.fmp4 = False
         self.dangling = False  # an EXTINF with no URI after it
         self.segments: list[SegmentRef] = []
+        self.preroll: SegmentRef | None = None
+        # the last segment walked before the window, as plain values (uri, start, duration,
+        # byte range, init, playable); a SegmentRef is built only for the one that is needed
+        self.prev: _Prev | None = None
         self.gaps: list[Gap] = []
         self.notes: list[str] = []
 
@@ -142,6 +158,7 @@ class _Walk:
         self.seen = False
         self.init = init
         self.last_uri = self.last_range_end = None
+        self.prev = None
 
     def result(self) -> MediaScan:
         if self.dangling:
@@ -156,6 +173,7 @@ class _Walk:
             has_segments=self.has_segments,
             fmp4=self.fmp4,
             notes=tuple(self.notes),
+            preroll=self.preroll,
         )
 
     def run(self, begin: int, *, stop_after_window: bool) -> int:
@@ -172,6 +190,7 @@ class _Walk:
         segments, gaps = self.segments, self.gaps
         init_url, init_range = self.init if self.init else (None, None)
         last_uri, last_range_end, carried = self.last_uri, self.last_range_end, self.carried
+        prev = self.prev
         fmp4 = self.fmp4 or init_url is not None
         # state that applies to the next segment URI
         duration: float | None = None
@@ -249,6 +268,8 @@ class _Walk:
                     _add_gap(gaps, start, end, lo, hi)
                     carried = carried or discontinuity
                 else:
+                    if not segments and prev is not None and not (discontinuity or carried):
+                        self.preroll = _preroll(playlist, prev, start)
                     segments.append(
                         SegmentRef(
                             url=join_location(playlist, uri),
@@ -261,6 +282,8 @@ class _Walk:
                         )
                     )
                     carried = False
+            elif end <= lo:
+                prev = (uri, start, duration, seg_range, (init_url, init_range), not is_gap)
             t = end
             seen = True
             duration = None
@@ -275,9 +298,27 @@ class _Walk:
         self.has_segments = self.has_segments or seen
         self.init = (init_url, init_range) if init_url is not None else None
         self.last_uri, self.last_range_end, self.carried = last_uri, last_range_end, carried
+        self.prev = prev
         self.fmp4 = fmp4
         self.dangling = duration is not None
         return stopped
+
+
+_Prev = tuple[str, float, float, ByteRange | None, tuple[str | None, ByteRange | None], bool]
+
+
+def _preroll(playlist: str, prev: _Prev, start: float) -> SegmentRef | None:
+    uri, p_start, duration, byte_range, (init_url, init_range), playable = prev
+    if not playable or abs(p_start + duration - start) > HOLE_TOLERANCE:
+        return None
+    return SegmentRef(
+        url=join_location(playlist, uri),
+        start=p_start,
+        duration=duration,
+        byte_range=byte_range,
+        init_url=init_url,
+        init_range=init_range,
+    )
 
 
 def _media_sequence(

@@ -22,6 +22,7 @@ MARGIN_MS = 1000
 
 _IMPLICIT_RANGE = re.compile(r"^#EXT-X-BYTERANGE:[^@\n]*$", re.M)
 _PDT_LEN = len(PDT)
+_TARGET_DURATION = re.compile(r"^#EXT-X-TARGETDURATION:\s*(\d+)", re.M)
 
 
 def can_seek(source: Playlist) -> bool:
@@ -54,6 +55,12 @@ def block_at(source: Playlist, target_ms: int) -> int:
         if lines[q].startswith(PDT) and _pdt(source, q) <= target_ms:
             best = q
     return _block_start(lines, best) if best > 0 else 0
+
+
+def longest_segment_ms(source: Playlist) -> int:
+    """EXT-X-TARGETDURATION in ms (every EXTINF rounds to at most it); 10 s if absent."""
+    m = _TARGET_DURATION.search(source.text)
+    return int(m.group(1)) * 1000 if m else 10_000
 
 
 def last_pdt_block(source: Playlist) -> int:

@@ -1,17 +1,31 @@
-"""Audio beside the video: AAC packets copied, anything else transcoded to AAC.
+"""Audio beside the video: AAC packets copied, re-encoded from the first junction on.
 
 Audio follows the video's output timeline (same first frame, same holes).  A packet is kept
 when it starts at or after the first video frame and before the end of the video written
-so far, so audio starts at most one audio frame after the video and ends at most one audio
-frame after it: durations match within one audio frame and sync is exact.
+so far, so audio starts at most one audio frame after the video.
+
+Junctions.  Where the source's audio runs meet (a DASH Period boundary, an HLS
+discontinuity, a closed hole) the packets of the two runs overlap or leave a gap: a new
+encoder's AAC priming sits ~21 ms before its run starts, and the old run's last packet
+runs past its end.  DASH presents nothing of a Period outside [start, end), and each run's
+audio belongs with the video of the same run, so the junction lies where the new run's
+video starts (or where the hole was closed).  Packets are on a 1024-sample grid per run,
+so no choice of whole packets meets there exactly: from the first junction on, the audio
+is decoded, spliced sample-exactly at the junction (the old run up to it, the new run from
+it) and encoded again.  The switch from copied to re-encoded packets happens on a packet
+boundary just before the junction; the encoder is warmed up on the last copied packet's
+samples so the two overlap-add cleanly.  The last packets of every run are held back
+until it is known that no junction follows, so the old run's tail can still be trimmed.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from pipeline.media.options import EncodeOptions
 from pipeline.media.source import (
@@ -26,7 +40,16 @@ from pipeline.media.timeline import EPS, Timeline
 from pipeline.media.writer import ClipWriter
 from pipeline.model import Resolution, SegmentRef
 
-_JOIN_TOLERANCE = 0.001  # s; a packet starting earlier than this overlaps the previous one
+_JOIN_TOLERANCE = 0.001  # s; packets closer than this to their predecessor's end are contiguous
+_HOLD = 2  # packets held back before copying: an old run's tail past a junction is short
+_BOUNDARY_REACH = 0.1  # s; how far from the misfit packets a run boundary may lie
+
+
+@dataclass
+class _Item:
+    packet: TimedPacket
+    out: float  # output time (s) of its first sample
+    duration: float  # s
 
 
 class AudioTrack:
@@ -44,9 +67,15 @@ class AudioTrack:
         self.template = b""
         self.notes: list[str] = []
         self.written = 0
-        self._held: tuple[TimedPacket, float, float] | None = None  # packet, out, duration
+        self.junctions = 0
+        # Where a new run's video starts (archive s): a new Period or an HLS discontinuity.
+        self._boundaries = sorted({r.start for r in res.video if r.discontinuity})
+        self._held: list[_Item] = []  # accepted, not written yet
+        self._recent: deque[_Item] = deque(maxlen=2)  # the last copied, to warm a decoder
+        self._skipped: TimedPacket | None = None  # the last dropped one, to warm a decoder
+        self._next: float | None = None  # output time where the accepted audio ends
         self._writer: ClipWriter | None = None
-        self._transcoder: _AacTranscoder | None = None
+        self._pcm: _PcmPath | None = None
 
     # -- set-up ----------------------------------------------------------------------------
     def prime(self, first_video: SegmentMedia) -> AudioInfo | None:
@@ -71,7 +100,10 @@ class AudioTrack:
         if self.info.codec == "aac" and self.info.extradata:
             writer.add_copy_audio(self.template, self.info)
         else:
-            self._transcoder = _AacTranscoder(self.info, writer, self.options)
+            # Not AAC: decode and encode all of it, one sample-exact stream from the start.
+            encoder = writer.add_aac_audio(self.info, self.options.audio_bitrate)
+            self._pcm = _PcmPath(self.info, writer, encoder, keep_from=None)
+            self._pcm.new_run(None)
         self.template = b""
 
     # -- packets ---------------------------------------------------------------------------
@@ -85,7 +117,7 @@ class AudioTrack:
             return
         while True:
             while self.pending and self.pending[0].pts < limit - EPS:
-                self._write(self.pending.popleft())
+                self._take(self.pending.popleft())
             if self.pending or self.muxed or self.next_ref >= len(self.refs):
                 return
             ref = self.refs[self.next_ref]
@@ -96,9 +128,14 @@ class AudioTrack:
 
     def finish(self, limit: float) -> None:
         self.write_until(limit)
-        self._flush_held()
-        if self._transcoder is not None:
-            self._transcoder.flush()
+        if self._writer is None or self.timeline.first is None:
+            return
+        for item in self._held:
+            self._emit(item)
+        self._held = []
+        if self._pcm is not None:
+            # Re-encoded audio ends with the video; copied audio within one packet of it.
+            self._pcm.finish(_sample(self.timeline.out_time(limit), self._pcm.rate))
 
     def _load(self, ref: SegmentRef) -> SegmentMedia | None:
         try:
@@ -109,73 +146,238 @@ class AudioTrack:
         self.pending.extend(seg.audio)
         return seg
 
-    def _write(self, p: TimedPacket) -> None:
+    def _take(self, p: TimedPacket) -> None:
         tl = self.timeline
         assert tl.first is not None and self.info is not None
-        if p.pts < tl.first - EPS or p.pts >= tl.end - EPS or tl.in_hole(p.pts):
-            return
-        out = tl.out_time(p.pts)
         duration = p.duration or self.info.frame_size / self.info.sample_rate
-        held = self._held
-        if held is not None and out < held[1] + held[2] - _JOIN_TOLERANCE:
-            # Overlap where the source's runs meet (a discontinuity, a closed hole): one of
-            # the two packets has to go.  A packet starting no later than the held one is
-            # redundant (encoder priming); otherwise the newer run wins, so its first sound
-            # starts on time and the price is a few ms of silence before it.
-            if out <= held[1] + _JOIN_TOLERANCE:
-                return
-            held = None
-        if held is not None:
-            self._emit(*held)
-        self._held = (p, out, duration)
+        if p.pts >= tl.end - EPS:
+            return
+        if self._next is None and p.pts < tl.first - EPS:
+            self._skipped = p  # before the clip
+            return
+        out = self._out_time(p.pts, duration)
+        if out is None:
+            self._skipped = p  # inside a hole
+            return
+        item = _Item(p, out, duration)
+        if self._next is not None and abs(out - self._next) > _JOIN_TOLERANCE:
+            self._junction(item)
+        self._held.append(item)
+        self._next = out + duration
+        while len(self._held) > _HOLD:
+            self._emit(self._held.pop(0))
 
-    def _flush_held(self) -> None:
-        if self._held is not None:
-            self._emit(*self._held)
-            self._held = None
+    def _out_time(self, pts: float, duration: float) -> float | None:
+        """Output time of a packet; None when it lies inside a hole.
 
-    def _emit(self, p: TimedPacket, out: float, duration: float) -> None:
+        A packet that starts in a hole and runs out of it is placed so that its samples
+        after the hole land where the output resumes (they are trimmed at the junction).
+        """
+        tl = self.timeline
+        hole = tl.hole_at(pts)
+        if hole is None:
+            return tl.out_time(pts)
+        if pts + duration <= hole.end + _JOIN_TOLERANCE or hole.end >= tl.end - EPS:
+            return None
+        return tl.out_time(hole.end) - (hole.end - pts)
+
+    # -- junctions -------------------------------------------------------------------------
+    def _junction(self, item: _Item) -> None:
+        """``item`` starts a new run: splice it onto the held tail of the old one."""
+        assert self._next is not None and self._writer is not None and self.info is not None
+        cut = self._junction_time(item.out, self._next)
+        self.junctions += 1
+        if self._pcm is None:
+            start = self._held[0].out if self._held else self._next
+            encoder = _aac_encoder(self.info, self.options.audio_bitrate)
+            self._pcm = _PcmPath(
+                self.info, self._writer, encoder, keep_from=_sample(start, self.info.sample_rate)
+            )
+            # Warm the decoder and the encoder on the last copied packets, so the first
+            # re-encoded packet overlap-adds cleanly with the last copied one.
+            self._pcm.new_run(None)
+            recent = list(self._recent)
+            for k, old in enumerate(recent):
+                self._pcm.decode(old, limit=None, keep=k == len(recent) - 1)
+        rate = self._pcm.rate
+        for old in self._held:
+            self._pcm.decode(old, limit=_sample(cut, rate))
+        self._held = []
+        self._pcm.pad_to(_sample(cut, rate))
+        warm = self._skipped
+        if warm is not None and abs(warm.pts + (warm.duration or 0.0) - item.packet.pts) > 1e-3:
+            warm = None
+        self._pcm.new_run(warm)
+        self._recent.clear()
+
+    def _junction_time(self, new_out: float, old_end: float) -> float:
+        """Where the old run stops and the new one begins, on the output timeline."""
+        tl = self.timeline
+        lo, hi = min(new_out, old_end) - _BOUNDARY_REACH, max(new_out, old_end) + _BOUNDARY_REACH
+        candidates = [tl.out_time(b) for b in self._boundaries if tl.wanted(b)]
+        candidates += [tl.out_time(g.end) for g in tl.gaps() if g.end < tl.end - EPS]
+        near = [c for c in candidates if lo <= c <= hi]
+        if near:
+            return min(near, key=lambda c: abs(c - new_out))
+        # No boundary known: keep all of the old run; where the runs leave a gap, silence.
+        return max(new_out, old_end)
+
+    def _emit(self, item: _Item) -> None:
         assert self._writer is not None and self.info is not None
         self.written += 1
-        if self._transcoder is not None:
-            self._transcoder.feed(p, out)
-        else:
-            sr = self.info.sample_rate
-            self._writer.mux_audio(p.data, round(out * sr), round(duration * sr))
+        if self._pcm is not None:
+            self._pcm.decode(item, limit=None)
+            return
+        sr = self.info.sample_rate
+        self._writer.mux_audio(item.packet.data, _sample(item.out, sr), _sample(item.duration, sr))
+        self._recent.append(item)
 
 
-class _AacTranscoder:
-    """Decodes a non-AAC source and encodes AAC at the source rate."""
+def _sample(t: float, rate: int) -> int:
+    return round(t * rate)
 
-    def __init__(self, info: AudioInfo, writer: ClipWriter, options: EncodeOptions) -> None:
+
+def _aac_encoder(info: AudioInfo, bitrate: int) -> av.AudioCodecContext:
+    encoder = av.CodecContext.create("aac", "w")
+    assert isinstance(encoder, av.AudioCodecContext)
+    encoder.sample_rate = info.sample_rate
+    encoder.layout = info.layout
+    encoder.format = "fltp"
+    encoder.bit_rate = bitrate
+    encoder.time_base = Fraction(1, info.sample_rate)
+    return encoder
+
+
+class _PcmPath:
+    """Decodes packets run by run, splices their samples on the output timeline, encodes."""
+
+    def __init__(
+        self,
+        info: AudioInfo,
+        writer: ClipWriter,
+        encoder: av.AudioCodecContext,
+        *,
+        keep_from: int | None,
+    ) -> None:
         self.info = info
+        self.rate = info.sample_rate
+        self.channels = info.channels
         self.writer = writer
-        decoder = av.CodecContext.create(info.codec, "r")
-        assert isinstance(decoder, av.AudioCodecContext)
-        self.decoder = decoder
-        if info.extradata:
-            self.decoder.extradata = info.extradata
-        self.encoder = writer.add_aac_audio(info, options.audio_bitrate)
-        self.resampler = av.AudioResampler(
-            format="fltp", layout=info.layout, rate=info.sample_rate, frame_size=1024
-        )
-        self.tb = Fraction(1, info.sample_rate)
+        self.encoder = encoder
+        self.keep_from = keep_from  # encoded packets before this sample are warm-up
+        self.tb = Fraction(1, self.rate)
+        self.decoder: av.AudioCodecContext | None = None
+        self.resampler: av.AudioResampler | None = None
+        self.cursor: int | None = None  # output sample the next input sample lands on
+        self.queue: list[np.ndarray] = []
+        self.queued = 0
+        self.encoded_to: int | None = None  # output sample of the next frame to encode
+        self.frame_size = 1024
 
-    def feed(self, p: TimedPacket, out: float) -> None:
+    def new_run(self, warm: TimedPacket | None) -> None:
+        decoder = av.CodecContext.create(self.info.codec, "r")
+        assert isinstance(decoder, av.AudioCodecContext)
+        if self.info.extradata:
+            decoder.extradata = self.info.extradata
+        self.decoder = decoder
+        self.resampler = None
+        if warm is not None:
+            self._frames(warm, 0)  # its output would be incomplete anyway; only the state
+
+    def decode(self, item: _Item, *, limit: int | None, keep: bool = True) -> None:
+        start = _sample(item.out, self.rate)
+        for frame in self._frames(item.packet, start):
+            if not keep:
+                continue
+            samples = self._planar(frame)
+            self.write(start, samples, limit)
+            start += samples.shape[1]
+
+    def _frames(self, p: TimedPacket, pts: int) -> list[av.AudioFrame]:
+        assert self.decoder is not None
         pkt = av.Packet(p.data)
-        pkt.pts = pkt.dts = round(out * self.info.sample_rate)
+        pkt.pts = pkt.dts = pts
         pkt.time_base = self.tb
         try:
-            frames = self.decoder.decode(pkt)
+            return list(self.decoder.decode(pkt))
         except av.FFmpegError:
-            return  # one undecodable audio frame: a few ms of silence, not a failed clip
-        for frame in frames:
-            frame.pts = pkt.pts
-            frame.time_base = self.tb
-            for chunk in self.resampler.resample(frame):
-                self.writer.mux_audio_packets(self.encoder.encode(chunk))
+            return []  # one undecodable audio frame: a few ms of silence, not a failed clip
 
-    def flush(self) -> None:
-        for chunk in self.resampler.resample(None):
-            self.writer.mux_audio_packets(self.encoder.encode(chunk))
-        self.writer.mux_audio_packets(self.encoder.encode(None))
+    def _planar(self, frame: av.AudioFrame) -> np.ndarray:
+        if (
+            frame.format.name != "fltp"
+            or frame.sample_rate != self.rate
+            or frame.layout.nb_channels != self.channels
+        ):
+            if self.resampler is None:
+                self.resampler = av.AudioResampler(
+                    format="fltp", layout=self.info.layout, rate=self.rate
+                )
+            parts = [f.to_ndarray() for f in self.resampler.resample(frame)]
+            if not parts:
+                return np.zeros((self.channels, 0), dtype=np.float32)
+            return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+        return frame.to_ndarray().astype(np.float32, copy=False)
+
+    def pad_to(self, position: int) -> None:
+        """Silence up to output sample ``position`` where the audio stops short of it."""
+        if self.cursor is not None and position > self.cursor:
+            self.write(self.cursor, np.zeros((self.channels, position - self.cursor), np.float32))
+
+    def write(self, start: int, samples: np.ndarray, limit: int | None = None) -> None:
+        if limit is not None:
+            samples = samples[:, : max(0, limit - start)]
+        if self.cursor is None:
+            self.cursor = self.encoded_to = start
+        if start < self.cursor:  # overlaps what is already there: the earlier run wins
+            samples = samples[:, self.cursor - start :]
+        elif start > self.cursor:  # a hole in the audio: silence keeps the rest in place
+            gap = np.zeros((samples.shape[0], start - self.cursor), np.float32)
+            samples = np.concatenate([gap, samples], axis=1)
+        if samples.shape[1] == 0:
+            return
+        self.queue.append(samples)
+        self.queued += samples.shape[1]
+        self.cursor += samples.shape[1]
+        if self.queued >= self.frame_size:
+            self._encode(final=False)
+
+    def finish(self, end: int) -> None:
+        """Encode what is queued up to output sample ``end`` and flush the encoder."""
+        if self.cursor is not None and self.cursor > end and self.queued:
+            drop = min(self.queued, self.cursor - end)
+            self.queued -= drop
+            self.cursor -= drop
+            data = np.concatenate(self.queue, axis=1)[:, : self.queued]
+            self.queue = [data] if self.queued else []
+        self._encode(final=True)
+        self._mux(self.encoder.encode(None))
+
+    def _encode(self, *, final: bool) -> None:
+        if not self.queue:
+            return
+        data = np.concatenate(self.queue, axis=1)
+        n = data.shape[1]
+        whole = n - n % self.frame_size
+        stop = n if final else whole
+        assert self.encoded_to is not None
+        for i in range(0, stop, self.frame_size):
+            chunk = np.ascontiguousarray(data[:, i : min(stop, i + self.frame_size)])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.info.layout)
+            frame.sample_rate = self.rate
+            frame.pts = self.encoded_to
+            frame.time_base = self.tb
+            self.encoded_to += chunk.shape[1]
+            self._mux(self.encoder.encode(frame))
+        rest = data[:, stop:]
+        self.queue = [rest] if rest.shape[1] else []
+        self.queued = rest.shape[1]
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for q in packets:
+            if q.pts is None:
+                continue
+            if self.keep_from is None:
+                self.writer.mux_audio_packets([q])
+            elif q.pts >= self.keep_from:
+                self.writer.mux_audio(bytes(q), q.pts, q.duration or self.frame_size)

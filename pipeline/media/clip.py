@@ -3,6 +3,9 @@
 Segments stream through one at a time (two GOPs at most are held for the smart cut), so
 memory does not grow with the clip.  Missing and corrupt segments become holes on the
 output timeline, reported with the manifest's gaps and the part beyond the live edge.
+When the first wanted frame is an open-GOP leading picture, the segment before the range
+(``Resolution.preroll``) is read too, from its last keyframe, so that frame decodes exactly
+(without one, the leading pictures are reported missing and the clip starts at the keyframe).
 """
 
 from __future__ import annotations
@@ -20,11 +23,18 @@ from pipeline.media.describe import describe
 from pipeline.media.options import EncodeOptions
 from pipeline.media.results import ClipResult
 from pipeline.media.smartcut import SmartCutter
-from pipeline.media.source import SegmentFetcher, SegmentMedia, SegmentUnusable, TrackDemuxer
-from pipeline.media.timeline import EPS, Timeline
+from pipeline.media.source import (
+    SegmentFetcher,
+    SegmentMedia,
+    SegmentUnusable,
+    TimedPacket,
+    TrackDemuxer,
+    leading_wanted,
+)
+from pipeline.media.timeline import EPS, Reason, Timeline
 from pipeline.media.transcode import Transcoder
 from pipeline.media.writer import ClipWriter, container_kind
-from pipeline.model import Resolution
+from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader
 
 Strategy = SmartCutter | Transcoder
@@ -126,6 +136,8 @@ def _run(
                     strategy.hole()
                 _report(progress, i + 1, total)
                 continue
+            if i == 0 and leading_wanted(seg.video, res.start):
+                seg.video = _with_preroll(video, res.preroll, seg, timeline)
             if strategy is None:
                 writer = ClipWriter(part, "mpegts" if kind == "mpegts" else "mp4")
                 strategy = _strategy(writer, timeline, seg, export_type, options)
@@ -153,6 +165,31 @@ def _run(
     finally:
         if writer is not None:
             writer.close()
+
+
+def _with_preroll(
+    video: TrackDemuxer, preroll: SegmentRef | None, seg: SegmentMedia, timeline: Timeline
+) -> list[TimedPacket]:
+    """The first segment's packets behind the preroll's, from its last keyframe on.
+
+    Only read when a wanted frame is an open-GOP leading picture of the first segment:
+    it references the segment before.  Without that segment (none in the same run, or
+    unreadable) the leading pictures cannot be rebuilt; they become a reported hole and
+    the clip starts at the keyframe.
+    """
+    packets: list[TimedPacket] = []
+    reason: Reason = "missing"
+    if preroll is not None:
+        try:
+            packets = video.load_preroll(preroll).video
+        except SegmentUnusable as e:
+            reason = "missing" if e.reason == "missing" else "corrupt"
+    keys = [k for k, p in enumerate(packets) if p.key]
+    if keys:
+        return packets[keys[-1] :] + seg.video
+    key = next(p for p in seg.video if p.key)
+    timeline.add_hole(timeline.start, key.pts, reason)
+    return seg.video
 
 
 def _strategy(

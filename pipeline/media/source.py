@@ -19,6 +19,7 @@ import av
 
 from pipeline.errors import MediaError, SourceNotFound
 from pipeline.media.nal import AnnexBNormalizer
+from pipeline.media.timeline import EPS
 from pipeline.model import ByteRange, SegmentRef
 from pipeline.storage import BlobReader
 
@@ -108,10 +109,38 @@ class TrackClock:
             self._offset = ref.start - (earliest if earliest is not None else 0.0)
         return self._offset
 
+    @property
+    def current(self) -> float | None:
+        return self._offset
+
     def skipped(self, ref: SegmentRef) -> None:
         """``ref`` could not be read; if timestamps restarted there, realign on the next."""
         if ref.discontinuity:
             self._offset = None
+
+
+class _FixedClock(TrackClock):
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self._offset = offset
+
+    def offset_for(self, ref: SegmentRef, earliest: float | None) -> float:
+        if ref.media_offset is not None:
+            return ref.media_offset
+        assert self._offset is not None
+        return self._offset
+
+
+def leading_wanted(packets: list[TimedPacket], start: float) -> bool:
+    """Whether a frame at or after ``start`` presents before the segment's first keyframe.
+
+    Such a frame is an open-GOP leading picture: decoded after the keyframe, it references
+    the segment before (``Resolution.preroll``).
+    """
+    key = next((p for p in packets if p.key), None)
+    if key is None:
+        return False
+    return any(start - EPS <= p.pts < key.pts - EPS for p in packets)
 
 
 class TrackDemuxer:
@@ -134,6 +163,20 @@ class TrackDemuxer:
         except SegmentUnusable:
             self.clock.skipped(ref)
             raise
+
+    def load_preroll(self, ref: SegmentRef) -> SegmentMedia:
+        """Load the segment before the one just loaded, on that segment's clock.
+
+        Its media timestamps run on into the loaded segment (same run), so the offset
+        already learnt applies to it; the clock is left as it was for the segments after.
+        """
+        clock = self.clock
+        offset = clock.current
+        self.clock = _FixedClock(offset) if offset is not None else TrackClock()
+        try:
+            return self.load(ref)
+        finally:
+            self.clock = clock
 
     def _demux(self, ref: SegmentRef, data: bytes) -> SegmentMedia:
         out = SegmentMedia(ref, raw=data)

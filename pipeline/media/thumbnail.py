@@ -2,7 +2,9 @@
 
 Only the segment holding that frame is fetched (the next one too when the start falls
 after the segment's last frame); decoding starts at the keyframe before the frame, so the
-picture is complete, never a half-decoded one.
+picture is complete, never a half-decoded one.  When the frame is an open-GOP leading
+picture (presented before its segment's first keyframe, decoded after it), the segment
+before (``Resolution.preroll``) is fetched too and decoded from its last keyframe.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import av
 from pipeline.errors import MediaError
 from pipeline.media.encode import TICKS, new_decoder, packet
 from pipeline.media.results import ThumbnailResult
-from pipeline.media.source import SegmentFetcher, SegmentUnusable, TimedPacket, TrackDemuxer
-from pipeline.media.timeline import EPS
+from pipeline.media.source import (
+    SegmentFetcher,
+    SegmentUnusable,
+    TimedPacket,
+    TrackDemuxer,
+    leading_wanted,
+)
+from pipeline.media.timeline import EPS, HOLE_EPS
 from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader, file_sha256
 
@@ -31,34 +39,37 @@ def grab_thumbnail(
     out_path = Path(out_path)
     demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
     refs = [r for r in res.video if r.start + r.duration > res.start + EPS][:2]
+    earlier: list[TimedPacket] | None = None  # the previous segment's packets, if loaded
     for ref in refs:
         packets, codec = _load(demuxer, ref)
-        if _leading_wanted(packets, res.start):
+        if leading_wanted(packets, res.start):
             # The frame is an open-GOP leading picture: its references are in the segment
-            # before, which must be decoded first.
+            # before, which must be decoded first (from its last keyframe on).
             before = _previous(res, ref)
             if before is None:
                 raise MediaError(
-                    "the frame at the start is a leading picture whose references lie in a "
-                    "segment the resolution does not include",
+                    "the frame at the start is a leading picture whose references lie "
+                    "in a segment the manifest does not continue from",
                     obj=ref.url,
                 )
-            packets = (
-                _load(TrackDemuxer(demuxer.fetcher, want_video=True, want_audio=False), before)[0]
-                + packets
-            )
+            if earlier is None:
+                earlier = _load(demuxer, before, preroll=True)[0]
+            packets = earlier + packets
         frame = _first_frame_at(packets, codec, res.start, ref)
         if frame is not None:
             return _write_jpeg(frame, res.start, out_path, max_width)
+        earlier = packets
     raise MediaError(
         f"no frame at or after {res.start:.3f}s in the archive",
         obj=res.video[0].url if res.video else res.manifest,
     )
 
 
-def _load(demuxer: TrackDemuxer, ref: SegmentRef) -> tuple[list[TimedPacket], str]:
+def _load(
+    demuxer: TrackDemuxer, ref: SegmentRef, *, preroll: bool = False
+) -> tuple[list[TimedPacket], str]:
     try:
-        seg = demuxer.load(ref)
+        seg = demuxer.load_preroll(ref) if preroll else demuxer.load(ref)
     except SegmentUnusable as e:
         raise MediaError(
             f"cannot read the segment holding the thumbnail: {e.detail}", obj=ref.url
@@ -67,19 +78,15 @@ def _load(demuxer: TrackDemuxer, ref: SegmentRef) -> tuple[list[TimedPacket], st
     return seg.video, seg.video_info.codec
 
 
-def _leading_wanted(packets: list[TimedPacket], start: float) -> bool:
-    """Whether a wanted frame presents before the segment's first keyframe."""
-    if not packets or not packets[0].key:
-        return False
-    key = packets[0].pts
-    return any(start - EPS <= p.pts < key - EPS for p in packets)
-
-
 def _previous(res: Resolution, ref: SegmentRef) -> SegmentRef | None:
+    """The segment whose pictures ``ref``'s leading pictures reference, if it continues."""
     i = res.video.index(ref)
-    if i == 0 or res.video[i].discontinuity:
+    if i == 0:
+        return res.preroll
+    before = res.video[i - 1]
+    if ref.discontinuity or abs(before.start + before.duration - ref.start) > HOLE_EPS:
         return None
-    return res.video[i - 1]
+    return before
 
 
 def _first_frame_at(

@@ -35,6 +35,13 @@ class Timeline:
     def in_hole(self, t: float) -> bool:
         return any(h.start - EPS <= t < h.end - HOLE_EPS for h in self._holes)
 
+    def hole_at(self, t: float) -> Gap | None:
+        """The hole ``t`` lies in (``in_hole``'s rule), if any."""
+        for h in self._holes:
+            if h.start - EPS <= t < h.end - HOLE_EPS:
+                return h
+        return None
+
     def wanted(self, t: float) -> bool:
         return self.start - EPS <= t < self.end - EPS and not self.in_hole(t)
 
