@@ -7,6 +7,7 @@ boto3's ``ClientError`` is translated here, at the boundary, into the project's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -186,6 +187,92 @@ class OutputStore:
             shutil.copyfile(path, tmp)
             os.replace(tmp, dest)  # atomic: a reader never sees half a file
         return StoredObject(key=key.lstrip("/"), location=dest, size=size, sha256=digest)
+
+    # --- added by the pipeline (bus): staging -> final key, cleanup -----------------------
+
+    def exists(self, key: str) -> bool:
+        return self.blobs.exists(self.location(key))
+
+    def copy(
+        self,
+        src_key: str,
+        dst_key: str,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> StoredObject:
+        """Copy an object inside the store (server-side on S3), replacing its metadata.
+
+        Locally the metadata goes to a ``<dst>.meta.json`` sidecar, since files have none.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        src, dest = self.location(src_key), self.location(dst_key)
+        if is_s3(dest):
+            bucket, obj_key = split_s3(dest)
+            src_bucket, src_obj = split_s3(src)
+            try:
+                self.blobs.s3.copy(
+                    {"Bucket": src_bucket, "Key": src_obj},
+                    bucket,
+                    obj_key,
+                    ExtraArgs={
+                        "ContentType": content_type,
+                        "Metadata": {k: _ascii(v) for k, v in (metadata or {}).items()},
+                        "MetadataDirective": "REPLACE",
+                    },
+                )
+                head = self.blobs.s3.head_object(Bucket=bucket, Key=obj_key)
+            except ClientError as e:
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if code in _NOT_FOUND:
+                    raise SourceNotFound(f"no such object: {src}", obj=src) from e
+                raise StorageFailure(f"S3 {code} copying {src} to {dest}", obj=dest) from e
+            except BotoCoreError as e:
+                raise StorageFailure(f"S3 copy to {dest} failed: {e}", obj=dest) from e
+            return StoredObject(
+                key=dst_key.lstrip("/"), location=dest, size=int(head["ContentLength"]), sha256=""
+            )
+        try:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            tmp = dest + ".part"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+            if metadata:
+                import json
+
+                with open(dest + ".meta.json.part", "w", encoding="utf-8") as f:
+                    json.dump(dict(metadata), f, ensure_ascii=False)
+                os.replace(dest + ".meta.json.part", dest + ".meta.json")
+        except FileNotFoundError as e:
+            raise SourceNotFound(f"no such file: {src}", obj=src) from e
+        except OSError as e:
+            raise StorageFailure(f"cannot copy {src} to {dest}: {e.strerror}", obj=dest) from e
+        return StoredObject(
+            key=dst_key.lstrip("/"), location=dest, size=os.path.getsize(dest), sha256=""
+        )
+
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is fine (deletes are retried on redelivery)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        loc = self.location(key)
+        if is_s3(loc):
+            bucket, obj_key = split_s3(loc)
+            try:
+                self.blobs.s3.delete_object(Bucket=bucket, Key=obj_key)
+            except (ClientError, BotoCoreError) as e:
+                raise StorageFailure(f"S3 delete of {loc} failed: {e}", obj=loc) from e
+            return
+        try:
+            os.remove(loc)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise StorageFailure(f"cannot delete {loc}: {e.strerror}", obj=loc) from e
+        # drop the now-empty staging/<job_id>/ folder; keep anything else
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(loc))
 
 
 def _ascii(value: str) -> str:

@@ -1,0 +1,58 @@
+"""export.requests → resolve (with the bounded live-edge wait) → export.frames/transcodes."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import schemas
+from agents.deadletter import dead_letter
+from agents.failures import as_export_error, fail_job
+from pipeline.errors import ExportError
+from pipeline.stages import request_from_event, resolve_step
+from schemas import REQUESTS, STATUS
+
+if TYPE_CHECKING:
+    from pipeline.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+# Jobs waiting for a live edge sleep in the resolve agent; several per worker so one waiting
+# job does not hold up the others on its partition (offsets still commit in order).
+CONCURRENCY = 8
+
+
+def register(pipe: Pipeline) -> None:
+    @pipe.app.agent(pipe.topic(REQUESTS), name="resolve", concurrency=CONCURRENCY)
+    async def resolve_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await handle(pipe, event)
+
+
+async def handle(pipe: Pipeline, event: Any) -> None:
+    assert pipe.ctx is not None
+    try:
+        record = schemas.decode(REQUESTS, event.value)
+        req = request_from_event(record.asdict())
+    except ExportError as e:
+        await dead_letter(pipe, event, str(e), e)
+        return
+    # One job per job_id: another event for the same job (a second ingress, a search
+    # service re-publishing) is a poll, never a second job.  The same event coming back
+    # (a crash before its offset was committed) is processed again, so it is never lost.
+    here = [event.message.partition, event.message.offset]
+    first = pipe.seen.get(req.job_id)
+    if first is not None and first.get("at") != here:
+        return
+    pipe.seen[req.job_id] = {"at": here, "ms": pipe.ctx.clock()}
+
+    async def publish(status: dict[str, Any]) -> None:
+        await pipe.send(STATUS, req.job_id, status)
+
+    try:
+        routed = await resolve_step(pipe.ctx, req, publish)
+    except Exception as e:  # every failure still ends in exactly one export.completed
+        await fail_job(pipe, req, as_export_error(e, req.job_id), stage="resolve")
+        return
+    await pipe.send(routed.topic, req.job_id, routed.task)
+    log.debug("resolved %s -> %s", req.job_id, routed.topic)

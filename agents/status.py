@@ -1,0 +1,39 @@
+"""export.status → the status table (changelog-backed), folded with pipeline.jobs.advance."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import schemas
+from agents.deadletter import dead_letter
+from pipeline.errors import ExportError
+from pipeline.jobs import JobStatus, StatusUpdate, advance
+from schemas import STATUS
+
+if TYPE_CHECKING:
+    from pipeline.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def register(pipe: Pipeline) -> None:
+    @pipe.app.agent(pipe.topic(STATUS), name="status")
+    async def status_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await handle(pipe, event)
+
+
+async def handle(pipe: Pipeline, event: Any) -> None:
+    try:
+        data = schemas.decode(STATUS, event.value).asdict()
+        data.pop("schema_version", None)
+        update = StatusUpdate.from_dict(data)
+    except ExportError as e:
+        await dead_letter(pipe, event, str(e), e)
+        return
+    current = pipe.status.get(update.job_id)
+    old = JobStatus.from_dict(current) if current is not None else None
+    new = advance(old, update)
+    if old is None or new.to_dict() != current:
+        pipe.status[update.job_id] = new.to_dict()

@@ -1,0 +1,55 @@
+"""export.uploads → final keys + metadata → export.completed (exactly one per job) + status."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import schemas
+from agents.deadletter import dead_letter
+from pipeline.errors import ExportError
+from pipeline.stages import discard_staging, upload_step
+from schemas import COMPLETED, STATUS, UPLOADS
+
+if TYPE_CHECKING:
+    from pipeline.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def register(pipe: Pipeline) -> None:
+    @pipe.app.agent(pipe.topic(UPLOADS), name="upload", concurrency=4)
+    async def upload_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await handle(pipe, event)
+
+
+async def handle(pipe: Pipeline, event: Any) -> None:
+    ctx = pipe.ctx
+    assert ctx is not None
+    try:
+        task = schemas.decode(UPLOADS, event.value).asdict()
+    except ExportError as e:
+        await dead_letter(pipe, event, str(e), e)
+        return
+    job_id = task["job_id"]
+    if pipe.completed.get(job_id) is not None:
+        # A redelivery or a re-run stage after the job finished: its outputs already sit at
+        # their deterministic keys; only drop the staging copies this duplicate left behind.
+        await ctx.io(discard_staging, ctx.store, task)
+        return
+
+    async def publish(status: dict[str, Any]) -> None:
+        await pipe.send(STATUS, job_id, status)
+
+    try:
+        result = await upload_step(ctx, task, publish)
+    except ExportError as e:
+        await dead_letter(pipe, event, str(e), e)
+        return
+    # Publish (acknowledged) before recording: a crash in between repeats the completed
+    # event on redelivery (at-least-once) but can never lose it.
+    await pipe.send(COMPLETED, job_id, result.completed, acked=True)
+    await pipe.send(STATUS, job_id, result.status, acked=True)
+    pipe.completed[job_id] = {"outcome": result.completed["outcome"], "at_ms": ctx.clock()}
+    log.info("job %s %s", job_id, result.completed["outcome"])

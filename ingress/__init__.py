@@ -1,0 +1,1 @@
+"""The HTTP adapter: legacy /export, polls from the replicated status table, file serving."""

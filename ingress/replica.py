@@ -1,0 +1,197 @@
+"""A read-only replica of the whole status table, so any ingress answers a poll for any job.
+
+The status table is a faust Table partitioned by job_id: each worker owns some partitions.
+Instead of routing a poll to the partition's owner, every ingress keeps all rows in a dict,
+fed by one plain consumer (no consumer group) from two sources:
+
+- the table's changelog topic, from the beginning: the snapshot (compacted on real Kafka);
+- export.status, from its end at start-up: every update folded with the same
+  ``pipeline.jobs.advance`` the status agent uses, so a poll sees a change one hop after a
+  stage reports it, even while the status agent's partitions are being rebalanced.
+
+Both feeds are monotonic (``advance`` never moves a job backwards; a changelog row replaces
+a row only when it is not behind it), so their overlap is harmless and the replica converges
+to the table.  Cost: one small JSON document per job in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from pipeline.errors import ExportError
+from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance
+from schemas import STATUS, codec
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES = frozenset({"done", "failed"})
+
+
+class StatusReplica:
+    """job_id -> status dict (JobStatus.to_dict()), fed from the status changelog."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        changelog_topic: str,
+        *,
+        status_topic: str = STATUS,
+        client_id: str = "ingress",
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = changelog_topic
+        self.status_topic = status_topic
+        self.client_id = client_id
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._changed = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Event()
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return self.rows.get(job_id)
+
+    def listen(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        self._listeners.append(fn)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=self.client_id,
+        )
+        await consumer.start()
+        self._consumer = consumer
+        tps = [
+            TopicPartition(self.topic, p)
+            for p in sorted(await self._partitions(consumer, self.topic, timeout))
+        ]
+        live = [
+            TopicPartition(self.status_topic, p)
+            for p in sorted(await self._partitions(consumer, self.status_topic, timeout))
+        ]
+        consumer.assign(tps + live)
+        await consumer.seek_to_beginning(*tps)
+        await consumer.seek_to_end(*live)
+        end = await consumer.end_offsets(tps)
+        self._task = asyncio.create_task(self._run(end), name="status-replica")
+        # Answer polls only once what the table held at start-up has been read.
+        await asyncio.wait_for(self._caught_up.wait(), timeout)
+
+    async def _partitions(self, consumer: AIOKafkaConsumer, topic: str, timeout: float) -> set[int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            await consumer.topics()  # refresh metadata
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                return set(parts)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic} does not exist")
+            await asyncio.sleep(0.2)
+
+    async def _run(self, end: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        pending = {tp for tp, off in end.items() if off > 0}
+        if not pending:
+            self._caught_up.set()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for tp, messages in batches.items():
+                for msg in messages:
+                    if tp.topic == self.status_topic:
+                        self._fold(msg.value)
+                    else:
+                        self._apply(msg.key, msg.value)
+                    if tp in pending and msg.offset + 1 >= end[tp]:
+                        pending.discard(tp)
+            if not self._caught_up.is_set() and not pending:
+                self._caught_up.set()
+            if batches:
+                async with self._changed:
+                    self._changed.notify_all()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        job_id = key.decode("utf-8", "replace")
+        if job_id.startswith('"'):  # faust writes changelog keys JSON-encoded
+            try:
+                job_id = str(codec.loads(key))
+            except ValueError:
+                return
+        if value is None:
+            self.rows.pop(job_id, None)
+            return
+        try:
+            row = codec.loads(value)
+        except ValueError:
+            log.warning("status changelog: undecodable row for %s", job_id)
+            return
+        if isinstance(row, dict) and not _behind(row, self.rows.get(job_id)):
+            self._set(job_id, row)
+
+    def _fold(self, value: bytes | None) -> None:
+        try:
+            data = codec.loads(value or b"")
+            data.pop("schema_version", None)
+            update = StatusUpdate.from_dict(data)
+            current = self.rows.get(update.job_id)
+            new = advance(JobStatus.from_dict(current) if current else None, update)
+        except (ValueError, TypeError, AttributeError, ExportError):
+            return  # the status agent dead-letters bad updates; the replica just skips them
+        self._set(update.job_id, new.to_dict())
+
+    def _set(self, job_id: str, row: dict[str, Any]) -> None:
+        self.rows[job_id] = row
+        for fn in self._listeners:
+            fn(job_id, row)
+
+    async def wait_for(
+        self, job_id: str, predicate: Callable[[dict[str, Any] | None], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """Wait up to ``timeout`` s until predicate(row) holds; return the row either way."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not predicate(self.rows.get(job_id)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), left)
+        return self.rows.get(job_id)
+
+    async def wait_final(self, job_id: str, timeout: float) -> dict[str, Any] | None:
+        return await self.wait_for(
+            job_id, lambda row: row is not None and row.get("state") in FINAL_STATES, timeout
+        )
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+
+def _rank(row: dict[str, Any]) -> tuple[int, int, int]:
+    state = row.get("state")
+    order = 99 if state in FINAL_STATES else (STATES.index(state) if state in STATES else -1)
+    return (order, int(row.get("updated_at_ms") or 0), len(row.get("stages") or {}))
+
+
+def _behind(row: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """True when a changelog row is older than what the replica already folded."""
+    return current is not None and _rank(row) < _rank(current)

@@ -1,0 +1,147 @@
+"""The faust App, its topics and tables, built from one Settings object.
+
+Every topic carries raw bytes (orjson written by :func:`schemas.encode`) and is decoded by
+the agent with :func:`schemas.decode`, so that an undecodable event can be dead-lettered
+with its original bytes instead of being dropped inside faust's deserializer.
+
+Timeouts are the ones measured against the embedded Tansu broker (DESIGN.md, "Running it"):
+a consumer-group join waits for the rebalance timeout, so 3 s instead of faust's 60 s makes
+a worker ready in seconds; a 6 s session timeout lets a surviving worker take over a dead
+one's partitions quickly.  Long transcodes run in an executor, so heartbeats keep flowing;
+``broker_max_poll_interval`` is raised anyway so a slow event never looks like a dead worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+import schemas
+from schemas import codec
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+    from pipeline.stages import StageContext
+
+APP_ID = "mediaexport"
+
+# seconds (see the module docstring)
+REBALANCE_TIMEOUT_S = 3.0
+SESSION_TIMEOUT_S = 6.0
+HEARTBEAT_INTERVAL_S = 1.0
+MAX_POLL_INTERVAL_S = 3600.0
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """``host1:9092,host2:9092`` → faust's ``kafka://`` URL list."""
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+@dataclass
+class Pipeline:
+    """The App with its topics and tables; agents and the ingress are wired onto it."""
+
+    app: faust.App
+    settings: Settings
+    bootstrap: str
+    topics: dict[str, faust.TopicT]
+    status: Any  # faust Table job_id -> JobStatus dict (folded from export.status)
+    seen: Any  # faust Table job_id -> submitted_at_ms (resolve: one job per job_id)
+    completed: Any  # faust Table job_id -> outcome (upload: one export.completed per job)
+    ctx: StageContext | None = None
+
+    def topic(self, name: str) -> faust.TopicT:
+        return self.topics[name]
+
+    @property
+    def status_changelog(self) -> str:
+        return str(self.status.changelog_topic.get_topic_name())
+
+    async def send(self, topic: str, key: str, event: Any, *, acked: bool = False) -> None:
+        """Send one event (Record or dict) keyed by job_id.
+
+        Returns once it is buffered, or with ``acked`` once the broker has it (the ingress
+        answers "accepted" only for a job the broker holds).
+        """
+        pending = await self.topics[topic].send(key=key.encode(), value=schemas.encode(event))
+        if acked:
+            await pending
+
+    async def declare_topics(self) -> None:
+        """Create every topic (including produce-only ones such as export.completed)."""
+        for t in self.topics.values():
+            await t.declare()
+
+
+def create_app(settings: Settings, bootstrap: str, *, app_id: str = APP_ID) -> faust.App:
+    codec.register()
+    data_dir = settings.data_dir
+    (data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=broker_urls(bootstrap),
+        autodiscover=False,
+        web_enabled=False,  # the ingress is our own aiohttp server (ingress/)
+        store="memory://",  # tables are rebuilt from their changelog topics
+        datadir=str(data_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
+        broker_max_poll_interval=MAX_POLL_INTERVAL_S,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_linger_ms=1,
+        loghandlers=[],
+    )
+
+
+def create_pipeline(
+    settings: Settings,
+    bootstrap: str,
+    *,
+    app_id: str = APP_ID,
+    agents: bool = True,
+) -> Pipeline:
+    """The App, every topic with ``settings.partitions`` partitions, the tables and (by
+    default) every agent registered."""
+    app = create_app(settings, bootstrap, app_id=app_id)
+    topics = {
+        name: app.topic(
+            name,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        for name in schemas.TOPICS
+    }
+    table_opts: dict[str, Any] = {
+        "partitions": settings.partitions,
+        # raw UTF-8 job_id keys on the changelog (str in Python), orjson dict values
+        "schema": faust.Schema(key_type=str, key_serializer="raw", value_serializer=codec.NAME),
+    }
+    pipe = Pipeline(
+        app=app,
+        settings=settings,
+        bootstrap=bootstrap,
+        topics=topics,
+        status=app.Table("status", help="job_id -> JobStatus", **table_opts),
+        seen=app.Table("seen", help="job_id -> first submission (ms)", **table_opts),
+        completed=app.Table("completed", help="job_id -> outcome", **table_opts),
+    )
+    if agents:
+        from agents import register_all
+        from pipeline.stages import StageContext
+
+        pipe.ctx = StageContext.from_settings(settings)
+        register_all(pipe)
+    return pipe

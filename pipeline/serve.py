@@ -1,0 +1,188 @@
+"""``mediaexport up`` (the embedded one-box stack) and ``mediaexport worker`` (agents + ingress
+against an existing Kafka cluster).
+
+``up`` starts the embedded Tansu broker unless EXPORT_KAFKA_BOOTSTRAP is set, writes a demo
+recording on first start, runs one faust worker with every agent and the HTTP ingress, and
+prints exactly one line ``ready http://HOST:PORT kafka=HOST:PORT data=DIR`` once requests are
+accepted.  On Ctrl-C/SIGTERM it stops accepting new jobs, lets the accepted ones finish
+(bounded by DRAIN_TIMEOUT_S), then stops the worker and the broker: no orphan process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+
+log = logging.getLogger("mediaexport")
+
+DRAIN_TIMEOUT_S = 60.0
+DEMO_LIVE_PATH = "mp4/demo/1/stream.mpd"
+
+
+def add_commands(sub: Any) -> None:
+    up = sub.add_parser(
+        "up",
+        help="one box: embedded broker, every agent, the HTTP ingress, a demo recording",
+    )
+    up.add_argument("--port", type=int, default=None, help="HTTP port (EXPORT_HTTP_PORT, 8080)")
+    up.add_argument("--data-dir", default=None, help="data folder (EXPORT_DATA_DIR, ./var)")
+    up.add_argument("--loglevel", default="warning", help="log level (default: warning)")
+    up.set_defaults(func=cmd_up)
+
+    worker = sub.add_parser(
+        "worker", help="agents + HTTP ingress against EXPORT_KAFKA_BOOTSTRAP (for compose)"
+    )
+    worker.add_argument("--port", type=int, default=None, help="HTTP port (EXPORT_HTTP_PORT)")
+    worker.add_argument("--data-dir", default=None, help="scratch folder (EXPORT_DATA_DIR)")
+    worker.add_argument("--loglevel", default="warning", help="log level (default: warning)")
+    worker.set_defaults(func=cmd_worker)
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    from pipeline.errors import ExportError
+    from pipeline.settings import Settings
+
+    try:
+        return Settings.from_env(http_port=args.port, data_dir=args.data_dir)
+    except ExportError as e:
+        print(f"mediaexport: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _setup_logging(args.loglevel)
+    broker = None
+    bootstrap = settings.kafka_bootstrap
+    from pipeline.broker import EmbeddedBroker
+    from pipeline.errors import ExportError
+
+    try:
+        if bootstrap is None:
+            broker = EmbeddedBroker(
+                settings.tansu_bin, log_path=settings.data_dir / "broker.log"
+            ).start()
+            bootstrap = broker.bootstrap
+        ensure_demo_archive(settings)
+        return run_worker(settings, bootstrap, loglevel=args.loglevel)
+    except ExportError as e:
+        print(f"mediaexport: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    if settings.kafka_bootstrap is None:
+        print(
+            "mediaexport: EXPORT_KAFKA_BOOTSTRAP is not set (field EXPORT_KAFKA_BOOTSTRAP); "
+            "use `mediaexport up` for the embedded broker",
+            file=sys.stderr,
+        )
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _setup_logging(args.loglevel)
+    return run_worker(settings, settings.kafka_bootstrap, loglevel=args.loglevel)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Our own lifecycle lines (auth mode, shutdown accounting) always show.
+    log.setLevel(min(logging.INFO, logging.getLogger().level))
+
+
+def ensure_demo_archive(settings: Settings) -> Path | None:
+    """On first start, write the synthetic demo recording into a local default archive."""
+    if settings.archive_url.startswith("s3://"):
+        return None
+    manifest = Path(settings.archive_url) / DEMO_LIVE_PATH
+    if manifest.exists():
+        return manifest
+    from pipeline.synthetic.demo import write_demo_archive
+
+    path = Path(write_demo_archive(manifest.parent))
+    log.info("demo recording written: %s (LivePath %s)", path, DEMO_LIVE_PATH)
+    return path
+
+
+def run_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning") -> int:
+    """Run agents + ingress until a signal; returns the exit status."""
+    from pipeline.auth import session_check_for
+
+    log.warning("%s", session_check_for(settings).startup_message())
+    worker = build_worker(settings, bootstrap, loglevel=loglevel)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 1
+    return 0
+
+
+def build_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning") -> Any:
+    """A faust Worker running every agent, plus the ingress once the worker is ready."""
+    import faust
+
+    from ingress.http import Ingress, drain
+    from ingress.replica import StatusReplica
+    from pipeline.app import create_pipeline
+
+    pipe = create_pipeline(settings, bootstrap)
+    replica = StatusReplica(bootstrap, pipe.status_changelog, client_id=settings.worker_id)
+    ingress = Ingress(pipe, replica)
+
+    class ServiceWorker(faust.Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            if self._shutdown_immediately:
+                return
+            await pipe.declare_topics()
+            await replica.start()
+            await ingress.start(settings.http_host, settings.http_port)
+            data = settings.data_dir.resolve()
+            print(
+                f"ready http://{settings.http_host}:{settings.http_port} "
+                f"kafka={bootstrap} data={data}",
+                flush=True,
+            )
+
+        async def _stop_on_signal(self, signal: Any) -> None:
+            log.info("signal %s: no new jobs; draining accepted jobs", signal.name)
+            accepted = len(ingress.submitted)
+            unfinished = await drain(ingress, DRAIN_TIMEOUT_S)
+            if unfinished:
+                log.warning(
+                    "shutdown: %d of %d accepted jobs unfinished: %s",
+                    len(unfinished),
+                    accepted,
+                    ", ".join(unfinished),
+                )
+            else:
+                log.info("shutdown: all %d accepted jobs finished", accepted)
+            await ingress.stop()
+            await replica.stop()
+            await super()._stop_on_signal(signal)
+            if pipe.ctx is not None:
+                pipe.ctx.close()
+
+    worker = ServiceWorker(
+        pipe.app, loglevel=loglevel, redirect_stdouts=False, override_logging=False
+    )
+    worker.spinner = None  # the one line on stdout is the ready line
+    return worker

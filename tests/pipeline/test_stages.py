@@ -1,0 +1,211 @@
+"""The stage functions without a broker: resolve (incl. the live-edge wait), frames,
+transcode, upload/publish, on generated archives and a local output store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+import schemas
+from pipeline import stages
+from pipeline.errors import SourceNotFound
+from pipeline.legacy import ExportRequest, parse_export_body
+from pipeline.settings import Settings
+from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
+from pipeline.synthetic.growing import GrowingArchive
+
+EPOCH = 1_562_253_600_000
+SPEC = ArchiveSpec(seconds=6.0, epoch_ms=EPOCH)
+LIVE_PATH = "mp4/cam/1/stream.mpd"
+
+
+class Recorder:
+    """Collects what a stage publishes on export.status (validated like the real topic)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    async def __call__(self, event: dict[str, Any]) -> None:
+        schemas.validate(schemas.STATUS, event)
+        self.events.append(event)
+
+    def states(self) -> list[str]:
+        return [e["state"] for e in self.events]
+
+
+@pytest.fixture(scope="module")
+def archive_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("stage-archive")
+    write_dash(root / Path(LIVE_PATH).parent, SPEC)
+    return root
+
+
+def _ctx(tmp_path: Path, archive_root: Path, **overrides: Any) -> stages.StageContext:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        archive_url=str(archive_root),
+        output_url=str(tmp_path / "out"),
+        **overrides,
+    )
+    return stages.StageContext.from_settings(settings)
+
+
+def _request(ctx: stages.StageContext, **fields: Any) -> ExportRequest:
+    body = {
+        "StartPos": EPOCH + 1000,
+        "Duration": 2000,
+        "LivePath": LIVE_PATH,
+        "FetchMedia": False,
+        "story": {"id": "S1", "name": "story"},
+    }
+    body.update(fields)
+    return parse_export_body(body, ctx.settings, now_ms=1)
+
+
+def _first_frame(data: bytes) -> int | None:
+    with av.open(io.BytesIO(data), "r") as c:
+        return read_frame_index(next(iter(c.decode(video=0))))
+
+
+def test_thumbnail_job_runs_resolve_frames_upload(tmp_path: Path, archive_root: Path) -> None:
+    ctx = _ctx(tmp_path, archive_root)
+    req = _request(ctx, StartPos=EPOCH + 1480)  # frame 37
+    status = Recorder()
+
+    async def run() -> stages.Published:
+        routed = await stages.resolve_step(ctx, req, status)
+        assert routed.topic == schemas.FRAMES
+        schemas.validate(schemas.FRAMES, routed.task)
+        upload = await stages.frame_step(ctx, routed.task, status)
+        schemas.validate(schemas.UPLOADS, upload)
+        assert [a["staging_key"] for a in upload["artifacts"]] == [
+            f"staging/{req.job_id}/image.jpg"
+        ]
+        return await stages.upload_step(ctx, upload, status)
+
+    published = asyncio.run(run())
+    schemas.validate(schemas.COMPLETED, published.completed)
+    assert published.completed["outcome"] == "ok"
+    assert set(published.completed["timings"]) == {"resolve", "frames", "upload"}
+    assert published.status["state"] == "done"
+    final = Path(ctx.store.location(req.image_key))
+    assert _first_frame(final.read_bytes()) == 37
+    assert not (tmp_path / "out" / "staging" / req.job_id).exists()
+    meta = json.loads(Path(str(final) + ".meta.json").read_text())
+    assert meta["story-id"] == "S1" and meta["job-id"] == req.job_id
+    assert status.states()[:2] == ["resolving", "resolving"]
+    assert "grabbing" in status.states() and "uploading" in status.states()
+    ctx.close()
+
+
+def test_media_job_yields_clip_and_its_first_frame(tmp_path: Path, archive_root: Path) -> None:
+    ctx = _ctx(tmp_path, archive_root)
+    req = _request(ctx, FetchMedia=True, export_type=1, FileName="cut.ts")
+    status = Recorder()
+
+    async def run() -> stages.Published:
+        routed = await stages.resolve_step(ctx, req, status)
+        assert routed.topic == schemas.TRANSCODES
+        upload = await stages.transcode_step(ctx, routed.task, status)
+        return await stages.upload_step(ctx, upload, status)
+
+    published = asyncio.run(run())
+    out = published.completed["outputs"]
+    assert out["video"]["key"] == f"export/{req.job_id}/cut.ts"
+    assert out["video"]["facts"]["container"] == "mpegts"
+    assert published.completed["delivered_ms"] == 2000
+    assert published.completed["lack_length_ms"] == 0
+    video = Path(ctx.store.location(out["video"]["key"])).read_bytes()
+    image = Path(ctx.store.location(out["image"]["key"])).read_bytes()
+    assert _first_frame(video) == 25 == _first_frame(image)
+    assert any(e["state"] == "transcoding" and e["progress"] for e in status.events)
+    ctx.close()
+
+
+def test_upload_redelivery_keeps_one_output(tmp_path: Path, archive_root: Path) -> None:
+    ctx = _ctx(tmp_path, archive_root)
+    req = _request(ctx)
+    status = Recorder()
+
+    async def run() -> tuple[stages.Published, stages.Published]:
+        routed = await stages.resolve_step(ctx, req, status)
+        upload = await stages.frame_step(ctx, routed.task, status)
+        first = await stages.upload_step(ctx, upload, status)
+        again = await stages.upload_step(ctx, upload, status)  # staging is already gone
+        return first, again
+
+    first, again = asyncio.run(run())
+    assert first.completed["outputs"] == again.completed["outputs"]
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert sorted(p.name for p in files) == sorted(
+        [Path(req.image_key).name, Path(req.image_key).name + ".meta.json"]
+    )
+    ctx.close()
+
+
+def test_failure_becomes_a_failed_completed_event(tmp_path: Path, archive_root: Path) -> None:
+    ctx = _ctx(tmp_path, archive_root)
+    req = _request(ctx, LivePath="mp4/none/1/stream.mpd")
+    status = Recorder()
+
+    async def run() -> stages.Published:
+        with pytest.raises(SourceNotFound):
+            await stages.resolve_step(ctx, req, status)
+        task = stages.upload_task(req, error=SourceNotFound("gone", obj=req.live_path))
+        return await stages.upload_step(ctx, task, status)
+
+    published = asyncio.run(run())
+    schemas.validate(schemas.COMPLETED, published.completed)
+    assert published.completed["outcome"] == "failed"
+    assert published.completed["error"]["code"] == -1
+    assert published.status["state"] == "failed"
+    ctx.close()
+
+
+def test_live_edge_wait_reports_shrinking_lack_then_delivers(tmp_path: Path) -> None:
+    epoch = int(time.time() * 1000) - 4000  # archive time 4 s is now
+    spec = replace(SPEC, seconds=10.0, epoch_ms=epoch)
+    root = tmp_path / "archive"
+    live = GrowingArchive(root / "mp4/live/1", spec)
+    live.publish_until(4.0)
+    ctx = _ctx(tmp_path, root, live_wait_ms=30_000)
+    req = _request(
+        ctx, LivePath="mp4/live/1/stream.mpd", StartPos=epoch + 2000, Duration=6000, FetchMedia=True
+    )  # ends at 8 s: 4 s past the edge
+    status = Recorder()
+
+    async def fake_sleep(_: float) -> None:
+        # the recorder catches up by 2 s (one segment) every time the stage waits
+        live.publish_until(live.published_until + 2.0)
+        await asyncio.sleep(0)
+
+    routed = asyncio.run(stages.resolve_step(ctx, req, status, sleep=fake_sleep))
+    lacks = [e["lack_length_ms"] for e in status.events if e["state"] == "waiting_live"]
+    assert lacks == [4000, 2000]
+    assert routed.task["lack_length_ms"] == 0
+    assert "waiting_live" in routed.task["timings"]
+    ctx.close()
+
+
+def test_live_edge_wait_is_bounded(tmp_path: Path) -> None:
+    epoch = int(time.time() * 1000) - 4000
+    root = tmp_path / "archive"
+    live = GrowingArchive(root / "mp4/live/1", replace(SPEC, seconds=10.0, epoch_ms=epoch))
+    live.publish_until(4.0)
+    ctx = _ctx(tmp_path, root, live_wait_ms=300)
+    req = _request(
+        ctx, LivePath="mp4/live/1/stream.mpd", StartPos=epoch + 2000, Duration=6000, FetchMedia=True
+    )
+    started = time.monotonic()
+    routed = asyncio.run(stages.resolve_step(ctx, req, Recorder()))
+    assert time.monotonic() - started < 5
+    assert routed.task["lack_length_ms"] == 4000  # delivered what exists, says what lacks
+    ctx.close()
