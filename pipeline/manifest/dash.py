@@ -100,6 +100,10 @@ def resolve_dash(
         notes.append(f"timeShiftBufferDepth keeps archive time {archive_start:.3f}s onwards")
     ended = mpd_duration is not None and edge >= mpd_duration - _EPS
     is_live = dynamic and not ended
+    if is_live:
+        # A live clip can only be delivered where both tracks exist: audio segments are
+        # published on their own (AAC frame) grid and may trail the video, as HLS does it.
+        edge = min(edge, _audio_edge(periods[-1]))
 
     if end <= archive_start + _EPS:
         raise RangeNotInArchive(
@@ -213,6 +217,16 @@ def _first_available(periods: list[_Period], t: float) -> float:
         if i < len(seg.timeline):
             return seg.archive_time(seg.timeline.start(i))
     return t
+
+
+def _audio_edge(period: _Period) -> float:
+    """Archive time where the period's audio ends (its start before any audio segment)."""
+    if period.audio is None or period.audio_muxed:
+        return math.inf
+    seg = period.audio.segments
+    if not len(seg.timeline):
+        return period.start
+    return seg.archive_time(seg.timeline.end(len(seg.timeline) - 1))
 
 
 def _period_at(periods: list[_Period], t: float) -> _Period:

@@ -212,11 +212,16 @@ def test_ntsc_rate_archive(tmp_path: Path, layout: str) -> None:
 def test_growing_archive_edge_moves_and_the_range_fills_up(tmp_path: Path) -> None:
     archive = GrowingArchive(tmp_path, SPEC, kind="dash")
     archive.publish_until(2.0)
+    # The first audio segment runs to 2.0053 s (AAC frame grid), so at 2.0 no audio is
+    # published yet: nothing can be delivered with sound, the edge is still at 0.
     res = resolve_file(archive.manifest, EPOCH + 1000, 4000)  # 1 .. 5
+    assert res.is_live and res.live_edge == pytest.approx(0.0)
+    archive.publish_until(2.1)
+    res = resolve_file(archive.manifest, EPOCH + 1000, 4000)
     assert res.is_live and res.live_edge == pytest.approx(2.0)
     assert [round(r.start, 6) for r in res.video] == [0.0]
     assert res.missing_after_edge == pytest.approx(3.0) and res.gaps == ()
-    archive.publish_until(4.0)
+    archive.publish_until(4.1)
     res = resolve_file(archive.manifest, EPOCH + 1000, 4000)
     assert res.live_edge == pytest.approx(4.0) and res.missing == pytest.approx(1.0)
     archive.finish()
