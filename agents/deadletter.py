@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ExportError
-from pipeline.stages import now_ms
+from pipeline.stages.context import now_ms
 from schemas import DEADLETTER, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -54,3 +54,4 @@ async def dead_letter(pipe: Pipeline, event: Any, reason: str, error: ExportErro
         error=error,
     )
     await pipe.send(DEADLETTER, body["key"] or "", body)
+    pipe.dead_lettered += 1

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ExportError
-from pipeline.stages import upload_task
+from pipeline.stages.events import upload_task
 
 if TYPE_CHECKING:
     from pipeline.app import Pipeline

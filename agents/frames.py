@@ -8,7 +8,8 @@ import schemas
 from agents.deadletter import dead_letter
 from agents.failures import as_export_error, fail_job
 from pipeline.errors import ExportError
-from pipeline.stages import frame_step, request_from_event
+from pipeline.stages.events import request_from_event
+from pipeline.stages.media import frame_step
 from schemas import FRAMES, STATUS, UPLOADS
 
 if TYPE_CHECKING:

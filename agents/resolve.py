@@ -9,7 +9,8 @@ import schemas
 from agents.deadletter import dead_letter
 from agents.failures import as_export_error, fail_job
 from pipeline.errors import ExportError
-from pipeline.stages import request_from_event, resolve_step
+from pipeline.stages.events import request_from_event
+from pipeline.stages.resolve import resolve_step
 from schemas import REQUESTS, STATUS
 
 if TYPE_CHECKING:

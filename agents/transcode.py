@@ -14,7 +14,8 @@ import schemas
 from agents.deadletter import dead_letter
 from agents.failures import as_export_error, fail_job
 from pipeline.errors import ExportError
-from pipeline.stages import request_from_event, transcode_step
+from pipeline.stages.events import request_from_event
+from pipeline.stages.media import transcode_step
 from schemas import STATUS, TRANSCODES, UPLOADS
 
 if TYPE_CHECKING:

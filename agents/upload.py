@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import schemas
 from agents.deadletter import dead_letter
 from pipeline.errors import ExportError
-from pipeline.stages import discard_staging, upload_step
+from pipeline.stages.upload import discard_staging, upload_step
 from schemas import COMPLETED, STATUS, UPLOADS
 
 if TYPE_CHECKING:

@@ -1,7 +1,11 @@
 """The HTTP adapter (aiohttp): legacy ``POST /export``, ``GET /export/{job_id}``,
-``GET /files/...`` for local outputs, ``GET /healthz``.  Handlers only wire: the legacy body
-is validated by pipeline.legacy, answers come from pipeline.jobs.legacy_response, and the
-job's state from the status replica (see ingress/replica.py)."""
+``GET /files/...`` for local outputs, ``GET /healthz``, ``GET /metrics``.  Handlers only
+wire: the legacy body is validated by pipeline.legacy, answers come from
+pipeline.jobs.legacy_response, and the job's state from the status replica (see
+ingress/replica.py).
+
+Overload: a NEW job is refused with ErrorCode -4 and a TimeWait while ``max_pending``
+(EXPORT_MAX_PENDING) jobs or more are unfinished; polls of known jobs answer as usual."""
 
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from pipeline.errors import ExportError, InvalidRequest, SourceNotFound
+from ingress.metrics import CONTENT_TYPE, IngressMetrics
+from pipeline.errors import ExportError, InvalidRequest, Overloaded, SourceNotFound
 from pipeline.jobs import JobStatus, accepted_update, legacy_response
-from pipeline.stages import request_event, status_event
+from pipeline.stages.events import request_event, status_event
 from schemas import REQUESTS, STATUS
 
 if TYPE_CHECKING:
@@ -49,6 +54,9 @@ class Ingress:
         from pipeline.auth import session_check_for
 
         self.sessions = session_check_for(pipe.settings)
+        self.metrics = IngressMetrics(pipe, replica.rows)
+        replica.listen(self.metrics.on_row)
+        replica.listen(self._on_row)
         self.output_root: Path | None = None
         if pipe.ctx is not None and not pipe.ctx.store.root.startswith("s3://"):
             self.output_root = Path(pipe.ctx.store.root).resolve()
@@ -65,6 +73,7 @@ class Ingress:
                 web.get("/export/{job_id}", self.get_export),
                 web.get("/files/{path:.+}", self.get_file),
                 web.get("/healthz", self.healthz),
+                web.get("/metrics", self.get_metrics),
             ]
         )
         return app
@@ -149,6 +158,20 @@ class Ingress:
             status=200 if ok else 503,
         )
 
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        body = self.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    def pending_count(self) -> int:
+        """Unfinished jobs: the replica's, plus those published here it does not show yet."""
+        unseen = sum(1 for job_id in self.submitted if self.replica.get(job_id) is None)
+        return self.replica.unfinished_count() + unseen
+
+    def _on_row(self, job_id: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if new is None:
+            # Forgotten after EXPORT_JOB_TTL_MS: the same body again starts a new job.
+            self.submitted.pop(job_id, None)
+
     # --- submission -----------------------------------------------------------------------
 
     async def _submit_once(self, req: ExportRequest, now: int) -> None:
@@ -156,9 +179,17 @@ class Ingress:
         if self.replica.get(req.job_id) is not None or req.job_id in self.submitted:
             return
         if not self.accepting:
-            from pipeline.errors import Overloaded
-
+            self.metrics.rejected.labels(reason="shutting_down").inc()
             raise Overloaded("shutting down: not accepting new jobs", obj="ingress")
+        pending = self.pending_count()
+        if pending >= self.settings.max_pending:
+            self.metrics.rejected.labels(reason="overloaded").inc()
+            raise Overloaded(
+                f"{pending} jobs are unfinished (the limit is {self.settings.max_pending}); "
+                "try again after TimeWait",
+                field="EXPORT_MAX_PENDING",
+                obj="ingress",
+            )
         # The one check worth doing before the job exists: an unknown LivePath answers
         # -1 "not such dir" at once instead of after a trip through the pipeline.
         await self._check_source(req)
@@ -171,6 +202,7 @@ class Ingress:
         except Exception:
             self.submitted.pop(req.job_id, None)
             raise
+        self.metrics.accepted.inc()
 
     async def _check_source(self, req: ExportRequest) -> None:
         ctx = self.pipe.ctx

@@ -11,7 +11,9 @@ fed by one plain consumer (no consumer group) from two sources:
 
 Both feeds are monotonic (``advance`` never moves a job backwards; a changelog row replaces
 a row only when it is not behind it), so their overlap is harmless and the replica converges
-to the table.  Cost: one small JSON document per job in memory.
+to the table.  Cost: one small JSON document per job in memory, for as long as the job is
+remembered: finished jobs are dropped on the table's tombstones (EXPORT_JOB_TTL_MS, see
+pipeline/retention.py), and by the replica itself a little later as a backstop.
 """
 
 from __future__ import annotations
@@ -27,11 +29,19 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.errors import ExportError
 from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance
+from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
 from schemas import STATUS, codec
 
 log = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"done", "failed"})
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+Listener = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]
 
 
 class StatusReplica:
@@ -44,22 +54,33 @@ class StatusReplica:
         *,
         status_topic: str = STATUS,
         client_id: str = "ingress",
+        ttl_ms: int | None = None,
+        clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.bootstrap = bootstrap
+        self.ttl_ms = ttl_ms  # finished jobs older than this are dropped (None: never)
+        self.clock = clock
+        self._next_prune = 0.0
         self.topic = changelog_topic
         self.status_topic = status_topic
         self.client_id = client_id
         self.rows: dict[str, dict[str, Any]] = {}
+        self._unfinished: set[str] = set()  # job ids whose row is not done/failed
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
-        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # (job_id, old row, new row or None when dropped), called on every change
+        self._listeners: list[Listener] = []
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.rows.get(job_id)
 
-    def listen(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+    def unfinished_count(self) -> int:
+        """Jobs not done or failed yet (the ingress's overload check reads this per POST)."""
+        return len(self._unfinished)
+
+    def listen(self, fn: Listener) -> None:
         self._listeners.append(fn)
 
     async def start(self, timeout: float = 30.0) -> None:
@@ -119,6 +140,9 @@ class StatusReplica:
             if batches:
                 async with self._changed:
                     self._changed.notify_all()
+            if self.ttl_ms is not None and time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + prune_interval_s(self.ttl_ms)
+                self.prune()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -129,8 +153,8 @@ class StatusReplica:
                 job_id = str(codec.loads(key))
             except ValueError:
                 return
-        if value is None:
-            self.rows.pop(job_id, None)
+        if value is None:  # a tombstone: the job was pruned from the table
+            self._drop(job_id)
             return
         try:
             row = codec.loads(value)
@@ -152,9 +176,33 @@ class StatusReplica:
         self._set(update.job_id, new.to_dict())
 
     def _set(self, job_id: str, row: dict[str, Any]) -> None:
+        old = self.rows.get(job_id)
         self.rows[job_id] = row
+        if row.get("state") in FINAL_STATES:
+            self._unfinished.discard(job_id)
+        else:
+            self._unfinished.add(job_id)
         for fn in self._listeners:
-            fn(job_id, row)
+            fn(job_id, old, row)
+
+    def prune(self) -> list[str]:
+        """Drop finished jobs past the TTL.  A backstop: rows normally go with the status
+        table's tombstones, which come earlier (pipeline/retention.py)."""
+        if self.ttl_ms is None:
+            return []
+        expired = expired_status(
+            self.rows, now_ms=self.clock(), ttl_ms=self.ttl_ms, grace_ms=REPLICA_GRACE_MS
+        )
+        for job_id in expired:
+            self._drop(job_id)
+        return expired
+
+    def _drop(self, job_id: str) -> None:
+        old = self.rows.pop(job_id, None)
+        self._unfinished.discard(job_id)
+        if old is not None:
+            for fn in self._listeners:
+                fn(job_id, old, None)
 
     async def wait_for(
         self, job_id: str, predicate: Callable[[dict[str, Any] | None], bool], timeout: float

@@ -23,7 +23,7 @@ from schemas import codec
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
-    from pipeline.stages import StageContext
+    from pipeline.stages.context import StageContext
 
 APP_ID = "mediaexport"
 
@@ -51,6 +51,7 @@ class Pipeline:
     seen: Any  # faust Table job_id -> submitted_at_ms (resolve: one job per job_id)
     completed: Any  # faust Table job_id -> outcome (upload: one export.completed per job)
     ctx: StageContext | None = None
+    dead_lettered: int = 0  # events this worker sent to export.deadletter (for /metrics)
 
     def topic(self, name: str) -> faust.TopicT:
         return self.topics[name]
@@ -126,6 +127,10 @@ def create_pipeline(
     }
     table_opts: dict[str, Any] = {
         "partitions": settings.partitions,
+        # A key's changelog partition comes from hashing the key (the job_id, which keys
+        # every event too, so it is the partition of the event being processed), not from
+        # the current event: the retention timer deletes keys outside any stream.
+        "use_partitioner": True,
         # raw UTF-8 job_id keys on the changelog (str in Python), orjson dict values
         "schema": faust.Schema(key_type=str, key_serializer="raw", value_serializer=codec.NAME),
     }
@@ -140,7 +145,7 @@ def create_pipeline(
     )
     if agents:
         from agents import register_all
-        from pipeline.stages import StageContext
+        from pipeline.stages.context import StageContext
 
         pipe.ctx = StageContext.from_settings(settings)
         register_all(pipe)

@@ -5,7 +5,7 @@ against an existing Kafka cluster).
 recording on first start, runs one faust worker with every agent and the HTTP ingress, and
 prints exactly one line ``ready http://HOST:PORT kafka=HOST:PORT data=DIR`` once requests are
 accepted.  On Ctrl-C/SIGTERM it stops accepting new jobs, lets the accepted ones finish
-(bounded by DRAIN_TIMEOUT_S), then stops the worker and the broker: no orphan process.
+(bounded by EXPORT_DRAIN_TIMEOUT_MS), then stops the worker and the broker: no orphan process.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mediaexport")
 
-DRAIN_TIMEOUT_S = 60.0
 DEMO_LIVE_PATH = "mp4/demo/1/stream.mpd"
 
 
@@ -144,7 +143,9 @@ def build_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning
     from pipeline.app import create_pipeline
 
     pipe = create_pipeline(settings, bootstrap)
-    replica = StatusReplica(bootstrap, pipe.status_changelog, client_id=settings.worker_id)
+    replica = StatusReplica(
+        bootstrap, pipe.status_changelog, client_id=settings.worker_id, ttl_ms=settings.job_ttl_ms
+    )
     ingress = Ingress(pipe, replica)
 
     class ServiceWorker(faust.Worker):
@@ -165,7 +166,7 @@ def build_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning
         async def _stop_on_signal(self, signal: Any) -> None:
             log.info("signal %s: no new jobs; draining accepted jobs", signal.name)
             accepted = len(ingress.submitted)
-            unfinished = await drain(ingress, DRAIN_TIMEOUT_S)
+            unfinished = await drain(ingress, settings.drain_timeout_ms / 1000)
             if unfinished:
                 log.warning(
                     "shutdown: %d of %d accepted jobs unfinished: %s",

@@ -41,6 +41,7 @@ BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,256}$")
 _WORKER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_YEAR_MS = 366 * 24 * 3600 * 1000
 
 Parser = Callable[[str, str, str], Any]  # (variable, label for messages, raw text) -> value
 
@@ -68,6 +69,9 @@ class Settings:
     tansu_bin: str | None = None
     worker_id: str = ""  # "" → "<hostname>-<pid>"
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    max_pending: int = 200  # unfinished jobs at which the ingress refuses new ones (-4)
+    job_ttl_ms: int = 24 * 3600 * 1000  # finished jobs are forgotten this long after
+    drain_timeout_ms: int = 60_000  # how long shutdown waits for accepted jobs
 
     def __post_init__(self) -> None:
         # Derived defaults, so that Settings(data_dir=...) alone is a usable object too.
@@ -167,6 +171,9 @@ class Settings:
             tansu_bin=parse("EXPORT_TANSU_BIN", _executable),
             worker_id=parse("EXPORT_WORKER_ID", _worker_id, ""),
             encode=encode,
+            max_pending=parse("EXPORT_MAX_PENDING", _int(1, 10_000_000), 200),
+            job_ttl_ms=parse("EXPORT_JOB_TTL_MS", _int(60_000, _YEAR_MS), 24 * 3600 * 1000),
+            drain_timeout_ms=parse("EXPORT_DRAIN_TIMEOUT_MS", _int(0, 3600 * 1000), 60_000),
         )
 
     @staticmethod
@@ -199,6 +206,9 @@ _FIELD_VARS = {
     "partitions": "EXPORT_PARTITIONS",
     "tansu_bin": "EXPORT_TANSU_BIN",
     "worker_id": "EXPORT_WORKER_ID",
+    "max_pending": "EXPORT_MAX_PENDING",
+    "job_ttl_ms": "EXPORT_JOB_TTL_MS",
+    "drain_timeout_ms": "EXPORT_DRAIN_TIMEOUT_MS",
 }
 ENV_VARS = frozenset(
     [

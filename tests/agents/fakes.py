@@ -40,6 +40,7 @@ class FakePipe:
     status: dict[str, Any] = field(default_factory=dict)
     seen: dict[str, Any] = field(default_factory=dict)
     completed: dict[str, Any] = field(default_factory=dict)
+    dead_lettered: int = 0
 
     async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
         data = value.asdict() if hasattr(value, "asdict") else value

@@ -133,3 +133,20 @@ def test_a_redelivered_request_is_processed_again(pipe: Any) -> None:
     run(resolve.handle(pipe, ev))
     run(resolve.handle(pipe, ev))
     assert len(pipe.sent[schemas.FRAMES]) == 2
+
+
+def test_retention_timer_forgets_finished_jobs_past_the_ttl(pipe: FakePipe) -> None:
+    from agents import retention
+    from pipeline.jobs import JobStatus
+    from pipeline.retention import STATUS_GRACE_MS
+
+    now = pipe.ctx.clock()
+    old = now - pipe.settings.job_ttl_ms - STATUS_GRACE_MS - 1
+    done = JobStatus(job_id="D" * 32, kind="media", state="done").to_dict()
+    running = JobStatus(job_id="R" * 32, kind="media", state="transcoding").to_dict()
+    pipe.status.update({"D" * 32: {**done, "updated_at_ms": old}, "R" * 32: running})
+    pipe.seen.update({"D" * 32: {"at": [0, 1], "ms": old}, "R" * 32: {"at": [0, 2], "ms": old}})
+    pipe.completed["D" * 32] = {"outcome": "ok", "at_ms": old}
+    dropped = retention.prune(pipe)  # type: ignore[arg-type]
+    assert dropped == {"seen": 1, "completed": 1, "status": 1}
+    assert list(pipe.status) == list(pipe.seen) == ["R" * 32] and not pipe.completed

@@ -133,6 +133,9 @@ def stack(
             "EXPORT_SYNC_WAIT_MS": "20000",
             "EXPORT_H264_PRESET": "ultrafast",
             "EXPORT_WORKER_ID": "e2e-worker",
+            # the shortest TTL: the retention timer runs every 6 s (jobs of this module
+            # finish well within the status rows' 5 min grace, so polls stay polls)
+            "EXPORT_JOB_TTL_MS": "60000",
         }
     )
     proc = _start_worker(env, root / "worker.log")
@@ -355,6 +358,26 @@ def test_live_edge_wait_shrinks_lack_length_then_delivers(stack: Stack) -> None:
     assert abs(frames - round((end_s - start_s) * 25)) <= 1
 
 
+def test_finished_jobs_past_the_ttl_leave_a_tombstone_and_the_replica(stack: Stack) -> None:
+    # A job that finished long ago (as if the worker had been down): the retention timer
+    # deletes its table row outside any stream, the changelog gets a tombstone, and the
+    # ingress's replica forgets the job.
+    job = "0E" * 16
+    old = 1_562_253_600_000
+    for state, at in (("accepted", old), ("done", old + 5)):
+        event = {"schema_version": 1, "job_id": job, "state": state, "at_ms": at}
+        if state == "accepted":
+            event["kind"] = "thumbnail"
+        schemas.validate(schemas.STATUS, event)
+        asyncio.run(_produce(stack.bootstrap, schemas.STATUS, job, json.dumps(event).encode()))
+    values = _changelog_values(stack.bootstrap, "mediaexport-status-changelog", job, timeout=30)
+    assert values and values[0] is not None and values[-1] is None, values
+    deadline = time.monotonic() + 5
+    while stack.get(f"/export/{job}")["ErrorCode"] != -1:
+        assert time.monotonic() < deadline, "the replica kept an expired job"
+        time.sleep(0.1)
+
+
 def test_a_second_worker_shares_the_work_and_answers_any_poll(stack: Stack) -> None:
     port = free_port()
     env = dict(
@@ -443,5 +466,32 @@ def _read_topic(
         for value in raw:
             found.append(json.loads(value))
         return found
+
+    return asyncio.run(read())
+
+
+def _changelog_values(bootstrap: str, topic: str, key: str, timeout: float) -> list[Any]:
+    """Values (None = tombstone) for ``key`` until a tombstone follows a row."""
+
+    async def read() -> list[Any]:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        values: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    for m in messages:
+                        if m.key is not None and m.key.decode().strip('"') == key:
+                            values.append(None if m.value is None else json.loads(m.value))
+                if values and values[-1] is None:
+                    break
+        finally:
+            await consumer.stop()
+        return values
 
     return asyncio.run(read())

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import schemas
 from ingress.http import Ingress, drain
+from ingress.replica import StatusReplica
 from pipeline import stages
 from pipeline.jobs import JobStatus
 from pipeline.settings import Settings
@@ -20,10 +21,16 @@ from tests.agents.fakes import FakePipe
 LIVE_PATH = "mp4/cam/1/stream.mpd"
 
 
-class FakeReplica:
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
+class FakeReplica(StatusReplica):
+    """The real replica's bookkeeping (rows, listeners, unfinished count) without Kafka:
+    tests feed it export.status events through ``fold`` like the live feed does."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__("127.0.0.1:9", "changelog", **options)
         self.waited: list[float] = []
+
+    def fold(self, event: dict[str, Any]) -> None:
+        self._fold(schemas.encode(event))
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.rows.get(job_id)
@@ -182,3 +189,165 @@ def test_healthz_and_drain(tmp_path: Path) -> None:
 
     _with_client(ingress, check)
     pipe.ctx.close()
+
+
+# --- overload ----------------------------------------------------------------------------
+
+
+def _finish(replica: FakeReplica, job_id: str, state: str = "done", **fields: Any) -> None:
+    replica.fold(stages.status_event(job_id, "accepted", at_ms=1, kind="media"))
+    replica.fold(stages.status_event(job_id, state, at_ms=2, **fields))  # type: ignore[arg-type]
+
+
+def test_new_jobs_over_max_pending_get_minus_4_and_polls_still_answer(tmp_path: Path) -> None:
+    pipe, replica, ingress = _setup(tmp_path, max_pending=2)
+
+    async def check(client: TestClient) -> None:
+        a = await (await client.post("/export", json=BODY)).json()
+        b = await (await client.post("/export", json={**BODY, "Duration": 1000})).json()
+        assert a["ErrorCode"] == b["ErrorCode"] == 1
+        # A and B are unfinished (published here, not yet in the replica): C is refused
+        body_c = {**BODY, "Duration": 2000}
+        refused = await (await client.post("/export", json=body_c)).json()
+        assert refused["ErrorCode"] == -4 and refused["TimeWait"] > 0
+        assert refused["ErrorField"] == "EXPORT_MAX_PENDING"
+        assert "2 jobs are unfinished" in refused["ErrorMessage"]
+        assert refused["JobId"] and refused["JobId"] not in (a["JobId"], b["JobId"])
+        # polls of known jobs answer as usual, and nothing was published for C
+        assert (await (await client.post("/export", json=BODY)).json())["ErrorCode"] == 1
+        assert len(pipe.sent[schemas.REQUESTS]) == 2
+        # the replica shows A (still running) and then A done: room for C again
+        replica.fold(stages.status_event(a["JobId"], "accepted", at_ms=1, kind="media"))
+        assert ingress.pending_count() == 2
+        _finish(replica, a["JobId"], lack_length_ms=0)
+        assert ingress.pending_count() == 1
+        accepted = await (await client.post("/export", json=body_c)).json()
+        assert accepted["ErrorCode"] == 1
+        assert len(pipe.sent[schemas.REQUESTS]) == 3
+
+    _with_client(ingress, check)
+    pipe.ctx.close()
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+def _scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
+    import threading
+
+    from agents.deadletter import dead_letter
+    from tests.agents.fakes import event
+
+    pipe, replica, ingress = _setup(tmp_path, max_pending=1)
+    release = threading.Event()
+
+    async def check(client: TestClient) -> None:
+        job = (await (await client.post("/export", json=BODY)).json())["JobId"]
+        await client.post("/export", json={**BODY, "Duration": 1000})  # refused: overloaded
+        replica.fold(stages.status_event(job, "accepted", at_ms=1000, kind="media"))
+        for stage, start, end in (("resolve", 1000, 1250), ("transcode", 1250, 4250)):
+            replica.fold(
+                stages.status_event(
+                    job, "resolving", at_ms=start, stage=stage, stage_start_ms=start
+                )
+            )
+            replica.fold(
+                stages.status_event(job, "resolving", at_ms=end, stage=stage, stage_end_ms=end)
+            )
+        replica.fold(stages.status_event(job, "done", at_ms=5000, lack_length_ms=0))
+        replica.fold(stages.status_event(job, "done", at_ms=5001, lack_length_ms=0))  # again
+        _finish(replica, "F" * 32, "failed", error={"type": "MediaError", "code": -5})
+        replica.fold(stages.status_event("E" * 32, "transcoding", at_ms=3, kind="media"))
+        await dead_letter(pipe, event(schemas.REQUESTS, b"not json", "k"), "not JSON", None)
+        # one transcode holds a slot while the scrape happens
+        running = asyncio.ensure_future(pipe.ctx.cpu("transcode", release.wait, 10))
+        while pipe.ctx.in_flight("transcode") == 0:
+            await asyncio.sleep(0.01)
+
+        resp = await client.get("/metrics")
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        m = _scrape(await resp.text())
+        release.set()
+        await running
+
+        def jobs(state: str) -> float:
+            return m[("mediaexport_jobs", (("state", state),))]
+
+        assert (jobs("done"), jobs("failed"), jobs("transcoding"), jobs("waiting_live")) == (
+            1,
+            1,
+            1,
+            0,
+        )
+        assert m[("mediaexport_jobs_accepted_total", ())] == 1
+        assert m[("mediaexport_jobs_rejected_total", (("reason", "overloaded"),))] == 1
+        assert m[("mediaexport_jobs_completed_total", ())] == 1  # a redelivered done: once
+        assert m[("mediaexport_jobs_failed_total", ())] == 1
+        resolve = (("stage", "resolve"),)
+        assert m[("mediaexport_stage_duration_seconds_count", resolve)] == 1
+        assert m[("mediaexport_stage_duration_seconds_sum", resolve)] == 0.25
+        transcode = (("stage", "transcode"),)
+        assert m[("mediaexport_stage_duration_seconds_sum", transcode)] == 3.0
+        assert m[("mediaexport_stage_duration_seconds_bucket", (("le", "2.5"), *transcode))] == 0
+        assert m[("mediaexport_stage_duration_seconds_bucket", (("le", "5.0"), *transcode))] == 1
+        assert m[("mediaexport_transcodes_in_flight", ())] == 1
+        assert m[("mediaexport_frame_grabs_in_flight", ())] == 0
+        assert m[("mediaexport_transcodes_limit", ())] == pipe.settings.max_transcodes
+        assert m[("mediaexport_deadletter_events_total", ())] == 1
+        after = _scrape(await (await client.get("/metrics")).text())
+        assert after[("mediaexport_transcodes_in_flight", ())] == 0
+
+    _with_client(ingress, check)
+    pipe.ctx.close()
+
+
+# --- retention ---------------------------------------------------------------------------
+
+
+def test_an_expired_job_is_forgotten_and_the_same_body_starts_a_new_job(tmp_path: Path) -> None:
+    from pipeline.retention import REPLICA_GRACE_MS
+
+    pipe, _, _ = _setup(tmp_path)
+    ttl = 60_000
+    now = [10_000_000]
+    replica = FakeReplica(ttl_ms=ttl, clock=lambda: now[0])
+    ingress = Ingress(pipe, replica)  # type: ignore[arg-type]
+    dropped: list[str] = []
+    replica.listen(lambda job_id, old, new: dropped.append(job_id) if new is None else None)
+
+    async def check(client: TestClient) -> None:
+        job = (await (await client.post("/export", json=BODY)).json())["JobId"]
+        replica.fold(stages.status_event(job, "accepted", at_ms=now[0], kind="media"))
+        replica.fold(stages.status_event(job, "done", at_ms=now[0] + 5, lack_length_ms=0))
+        assert replica.prune() == []  # finished just now
+        now[0] += ttl + REPLICA_GRACE_MS + 10  # the TTL (and the replica's grace) passes
+        assert (await (await client.post("/export", json=BODY)).json())["ErrorCode"] == 5
+        assert replica.prune() == [job]
+        assert dropped == [job] and replica.get(job) is None
+        assert job not in ingress.submitted and replica.unfinished_count() == 0
+        again = await (await client.post("/export", json=BODY)).json()
+        assert again["JobId"] == job and again["ErrorCode"] == 1
+        assert [k for k, _ in pipe.sent[schemas.REQUESTS]] == [job, job]  # a new job
+
+    _with_client(ingress, check)
+    pipe.ctx.close()
+
+
+def test_a_tombstone_on_the_status_changelog_drops_the_row(tmp_path: Path) -> None:
+    replica = FakeReplica()
+    job = "C" * 32
+    replica.fold(stages.status_event(job, "accepted", at_ms=1, kind="media"))
+    assert replica.unfinished_count() == 1
+    replica._apply(job.encode(), None)
+    assert replica.get(job) is None and replica.unfinished_count() == 0

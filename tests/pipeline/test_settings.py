@@ -30,6 +30,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert s.tansu_bin is None
     assert s.worker_id == f"{socket.gethostname()}-{os.getpid()}"
     assert s.encode == EncodeOptions()
+    assert (s.max_pending, s.job_ttl_ms, s.drain_timeout_ms) == (200, 86_400_000, 60_000)
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -60,6 +61,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_H265_CRF": "28",
         "EXPORT_AUDIO_BITRATE": "96000",
         "EXPORT_ENCODE_THREADS": "2",
+        "EXPORT_MAX_PENDING": "50",
+        "EXPORT_JOB_TTL_MS": "3600000",
+        "EXPORT_DRAIN_TIMEOUT_MS": "0",
     }
     assert set(env) == ENV_VARS  # the test covers every variable the settings read
     s = Settings.from_env(env)
@@ -84,6 +88,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         audio_bitrate=96000,
         threads=2,
     )
+    assert (s.max_pending, s.job_ttl_ms, s.drain_timeout_ms) == (50, 3_600_000, 0)
 
 
 def test_archive_and_output_default_under_the_data_dir(tmp_path: Path) -> None:
@@ -140,6 +145,12 @@ def test_empty_values_count_as_unset() -> None:
         ("EXPORT_ENCODE_THREADS", "auto"),
         ("EXPORT_TANSU_BIN", "/nonexistent/tansu"),
         ("EXPORT_WORKER_ID", "has space"),
+        ("EXPORT_MAX_PENDING", "0"),
+        ("EXPORT_MAX_PENDING", "many"),
+        ("EXPORT_JOB_TTL_MS", "1000"),
+        ("EXPORT_JOB_TTL_MS", "24h"),
+        ("EXPORT_DRAIN_TIMEOUT_MS", "-5"),
+        ("EXPORT_DRAIN_TIMEOUT_MS", "60s"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(var: str, value: str) -> None:
