@@ -95,7 +95,7 @@ class Blobs:
                 f.seek(byte_range.offset)
                 return f.read(byte_range.length)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
-            raise SourceNotFound(f"no such file: {location}", obj=location) from e
+            raise SourceNotFound("no such file", obj=location) from e
         except OSError as e:
             raise StorageFailure(f"cannot read {location}: {e.strerror}", obj=location) from e
 
@@ -121,7 +121,7 @@ class Blobs:
         except ClientError as e:
             code = str(e.response.get("Error", {}).get("Code", ""))
             if code in _NOT_FOUND:
-                raise SourceNotFound(f"no such object: {location}", obj=location) from e
+                raise SourceNotFound("no such object", obj=location) from e
             raise StorageFailure(f"S3 {code} reading {location}", obj=location) from e
         except BotoCoreError as e:
             raise StorageFailure(f"S3 unreachable reading {location}: {e}", obj=location) from e
@@ -226,7 +226,7 @@ class OutputStore:
             except ClientError as e:
                 code = str(e.response.get("Error", {}).get("Code", ""))
                 if code in _NOT_FOUND:
-                    raise SourceNotFound(f"no such object: {src}", obj=src) from e
+                    raise SourceNotFound("no such object", obj=src) from e
                 raise StorageFailure(f"S3 {code} copying {src} to {dest}", obj=dest) from e
             except BotoCoreError as e:
                 raise StorageFailure(f"S3 copy to {dest} failed: {e}", obj=dest) from e
@@ -245,7 +245,7 @@ class OutputStore:
                     json.dump(dict(metadata), f, ensure_ascii=False)
                 os.replace(dest + ".meta.json.part", dest + ".meta.json")
         except FileNotFoundError as e:
-            raise SourceNotFound(f"no such file: {src}", obj=src) from e
+            raise SourceNotFound("no such file", obj=src) from e
         except OSError as e:
             raise StorageFailure(f"cannot copy {src} to {dest}: {e.strerror}", obj=dest) from e
         return StoredObject(
