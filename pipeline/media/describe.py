@@ -33,16 +33,26 @@ def describe(path: Path) -> OutputFacts:
                 raise MediaError("output has no video stream", obj=str(path))
             vs = c.streams.video[0]
             aus = c.streams.audio[0] if c.streams.audio else None
+            streams = [s for s in (vs, aus) if s is not None]
+            # Packets only (no decoding): one packet per frame.  Times as int / int, which
+            # is what float(Fraction) computes, without a Fraction per packet.
+            scale = {
+                s.index: (s.time_base.numerator, s.time_base.denominator)
+                for s in streams
+                if s.time_base is not None
+            }
             spans: dict[int, list[float]] = {}
             frames = 0
-            for pkt in c.demux([s for s in (vs, aus) if s is not None]):
-                if pkt.pts is None or pkt.time_base is None:
+            for pkt in c.demux(streams):
+                index = pkt.stream_index
+                if pkt.pts is None or index not in scale:
                     continue
-                if pkt.stream is vs:
+                if index == vs.index:
                     frames += 1
-                start = float(pkt.pts * pkt.time_base)
-                end = start + float((pkt.duration or 0) * pkt.time_base)
-                span = spans.setdefault(pkt.stream.index, [start, end])
+                num, den = scale[index]
+                start = pkt.pts * num / den
+                end = start + (pkt.duration or 0) * num / den
+                span = spans.setdefault(index, [start, end])
                 span[0], span[1] = min(span[0], start), max(span[1], end)
             vspan = spans.get(vs.index, [0.0, 0.0])
             aspan = spans.get(aus.index) if aus is not None else None

@@ -212,7 +212,10 @@ class EdgeEncoder:
         self.pending: av.Packet | None = None  # held back to append end-of-sequence
 
     def feed(self, packets: list[TimedPacket], *, upto: float) -> None:
-        for p in packets:
+        # Decode order: a picture presented before ``upto`` references only packets before
+        # it, so the rest of the GOP (most of it at a tail cut) needs no decoding.
+        last = max((i for i, p in enumerate(packets) if p.pts < upto - EPS), default=-1)
+        for p in packets[: last + 1]:
             try:
                 frames = self.decoder.decode(
                     packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))

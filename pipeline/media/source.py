@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 import av
 
@@ -152,6 +152,8 @@ class TrackDemuxer:
         self.want_audio = want_audio
         self.clock = TrackClock()
         self._normalizer: AnnexBNormalizer | None = None
+        # Video facts per init segment, learnt from the first segment that uses it.
+        self._facts: dict[tuple[str, ByteRange | None], VideoInfo] = {}
 
     def load(self, ref: SegmentRef) -> SegmentMedia:
         try:
@@ -182,13 +184,21 @@ class TrackDemuxer:
         out = SegmentMedia(ref, raw=data)
         raw_v: list[tuple[bytes, int, int, int, bool]] = []
         raw_a: list[tuple[bytes, int, int, int, bool]] = []
-        with av.open(io.BytesIO(data), "r") as container:
+        init = (ref.init_url, ref.init_range) if ref.init_url is not None else None
+        known = self._facts.get(init) if init is not None and not self.want_audio else None
+        # Opening a container probes it, and for H.264 FFmpeg decodes frames to learn the
+        # pixel format and reorder depth (~2 ms a 720p segment, most of demuxing one).  The
+        # stream facts of an fMP4 segment come from its init segment, already probed for an
+        # earlier segment: let the probe decode nothing.  Packets are demuxed the same.
+        # One dict of options per stream (PyAV's stub says list[str], hence Any).
+        probe: list[Any] | None = [{"skip_frame": "all"}] if known is not None else None
+        with av.open(io.BytesIO(data), "r", stream_options=probe) as container:
             vs = container.streams.video[0] if container.streams.video else None
             aus = container.streams.audio[0] if container.streams.audio else None
             if self.want_video:
                 if vs is None:
                     raise ValueError("no video stream")
-                out.video_info = _video_info(vs, ref)
+                out.video_info = known or _video_info(vs, ref)
             if self.want_audio and aus is not None:
                 out.audio_info = _audio_info(aus)
             streams = [
@@ -222,6 +232,8 @@ class TrackDemuxer:
                 for data_, pts, dts, dur, key in raw_v:
                     annexb = norm.convert(data_, key)
                     out.video.append(_timed(annexb, pts, dts, dur, key, v_tb, offset))
+                if init is not None and known is None:
+                    self._facts[init] = out.video_info
                 out.video_info = _with_extradata(out.video_info, norm.extradata())
             if raw_a:
                 assert a_tb is not None
@@ -252,11 +264,14 @@ class TrackDemuxer:
 def _timed(
     data: bytes, pts: int, dts: int, dur: int, key: bool, tb: Fraction, offset: float
 ) -> TimedPacket:
+    # int / int is correctly rounded, so this equals float(pts * tb) without building a
+    # Fraction per timestamp (a measurable share of demuxing a segment).
+    num, den = tb.numerator, tb.denominator
     return TimedPacket(
         data=data,
-        pts=float(pts * tb) + offset,
-        dts=float(dts * tb) + offset,
-        duration=float(dur * tb),
+        pts=pts * num / den + offset,
+        dts=dts * num / den + offset,
+        duration=dur * num / den,
         key=key,
     )
 

@@ -99,10 +99,33 @@ def _first_frame_at(
     for i, p in enumerate(packets):
         if p.key and p.pts <= start + EPS:
             begin = i
+    # Only pictures before the wanted one in decode order can be its references, so the
+    # packets after it need no decoding (most of a 2 s segment when the frame is early).
+    wanted = min(
+        (i for i in range(begin, len(packets)) if packets[i].pts >= start - EPS),
+        key=lambda i: packets[i].pts,
+        default=None,
+    )
+    best: av.VideoFrame | None = None
+    if wanted is not None:
+        best = _decode_first(packets[begin : wanted + 1], codec, start, ref)
+        if best is not None and best.pts != round(packets[wanted].pts * TICKS):
+            best = None
+    if best is None:  # the wanted picture did not decode: fall back to the whole run
+        best = _decode_first(packets[begin:], codec, start, ref)
+    if best is not None and best.is_corrupt:
+        raise MediaError("the thumbnail frame does not decode cleanly", obj=ref.url)
+    return best
+
+
+def _decode_first(
+    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef
+) -> av.VideoFrame | None:
+    """The earliest decoded frame at or after ``start``."""
     decoder = new_decoder(codec)
     best: av.VideoFrame | None = None
     try:
-        for p in packets[begin:]:
+        for p in packets:
             for frame in decoder.decode(packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))):
                 best = _better(best, frame, start)
         for frame in decoder.decode(None):
@@ -111,8 +134,6 @@ def _first_frame_at(
         raise MediaError(
             f"cannot decode the segment holding the thumbnail: {e}", obj=ref.url
         ) from e
-    if best is not None and best.is_corrupt:
-        raise MediaError("the thumbnail frame does not decode cleanly", obj=ref.url)
     return best
 
 

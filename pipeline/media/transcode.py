@@ -28,7 +28,7 @@ class Transcoder:
         self.info = info
         self.frame_duration = float(1 / info.fps)
         self.encoder = writer.add_encoded_video(codec, info, options)
-        self.decoder = new_decoder(info.codec)
+        self.decoder = new_decoder(info.codec, whole_clip=True)
         self.covered: float | None = None  # archive time where the written video ends
         self.done = False
         self.encoded = 0
@@ -51,7 +51,7 @@ class Transcoder:
     def hole(self) -> None:
         """The next segment does not continue this one: drain and restart the decoder."""
         self._emit(self.decoder.decode(None))
-        self.decoder = new_decoder(self.info.codec)
+        self.decoder = new_decoder(self.info.codec, whole_clip=True)
 
     def finish(self) -> None:
         self._emit(self.decoder.decode(None))
