@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,11 +106,16 @@ def _emit(payload: dict[str, object]) -> None:
 
 def run_thumb(args: argparse.Namespace) -> int:
     try:
+        from pipeline.manifest.request import MAX_DURATION_MS
         from pipeline.media import grab_thumbnail
 
         settings = _settings()
         reader = _blobs(settings)
         res = _resolve(reader, args, THUMB_WINDOW_MS)
+        if not res.video and res.live_edge is not None and res.live_edge > res.end:
+            # The window lies in a gap: the first frame at or after StartPos comes after it.
+            window = math.ceil((res.live_edge - res.start) * 1000)
+            res = _resolve(reader, args, min(window, MAX_DURATION_MS))
         result = grab_thumbnail(reader, res, args.output, max_width=args.max_width)
     except ExportError as e:
         return _fail(e)
