@@ -146,6 +146,7 @@ class Settings:
         data_dir = parse("EXPORT_DATA_DIR", _path, Path("var"))
         encode = encode_override or EncodeOptions(
             h264_preset=parse("EXPORT_H264_PRESET", _preset, "veryfast"),
+            edge_h264_preset=parse("EXPORT_EDGE_H264_PRESET", _preset, "superfast"),
             h264_crf=parse("EXPORT_H264_CRF", _int(0, 51), 20),
             h265_preset=parse("EXPORT_H265_PRESET", _preset, "ultrafast"),
             h265_crf=parse("EXPORT_H265_CRF", _int(0, 51), 24),
@@ -214,6 +215,7 @@ ENV_VARS = frozenset(
     [
         *_FIELD_VARS.values(),
         "EXPORT_H264_PRESET",
+        "EXPORT_EDGE_H264_PRESET",
         "EXPORT_H264_CRF",
         "EXPORT_H265_PRESET",
         "EXPORT_H265_CRF",

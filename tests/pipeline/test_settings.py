@@ -56,6 +56,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_TANSU_BIN": str(tansu),
         "EXPORT_WORKER_ID": "worker-7",
         "EXPORT_H264_PRESET": "fast",
+        "EXPORT_EDGE_H264_PRESET": "veryfast",
         "EXPORT_H264_CRF": "18",
         "EXPORT_H265_PRESET": "medium",
         "EXPORT_H265_CRF": "28",
@@ -82,6 +83,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.worker_id == "worker-7"
     assert s.encode == EncodeOptions(
         h264_preset="fast",
+        edge_h264_preset="veryfast",
         h264_crf=18,
         h265_preset="medium",
         h265_crf=28,
@@ -138,6 +140,7 @@ def test_empty_values_count_as_unset() -> None:
         ("EXPORT_ALLOWED_BUCKETS", " , "),
         ("EXPORT_ALLOWED_BUCKETS", "good-bucket,bad/bucket"),
         ("EXPORT_H264_PRESET", "superslow"),
+        ("EXPORT_EDGE_H264_PRESET", "quick"),
         ("EXPORT_H265_PRESET", "VERYFAST"),
         ("EXPORT_H264_CRF", "52"),
         ("EXPORT_H265_CRF", "-1"),
