@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import schemas
-from agents.deadletter import dead_letter
-from agents.failures import as_export_error, fail_job
-from pipeline.errors import ExportError
-from pipeline.stages.events import request_from_event
+from agents.media_task import handle_media_task
 from pipeline.stages.media import frame_step
-from schemas import FRAMES, STATUS, UPLOADS
+from schemas import FRAMES
 
 if TYPE_CHECKING:
     from pipeline.app import Pipeline
@@ -26,20 +22,4 @@ def register(pipe: Pipeline) -> None:
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:
-    assert pipe.ctx is not None
-    try:
-        task = schemas.decode(FRAMES, event.value).asdict()
-        req = request_from_event(task["request"])
-    except ExportError as e:
-        await dead_letter(pipe, event, str(e), e)
-        return
-
-    async def publish(status: dict[str, Any]) -> None:
-        await pipe.send(STATUS, req.job_id, status)
-
-    try:
-        upload = await frame_step(pipe.ctx, task, publish)
-    except Exception as e:
-        await fail_job(pipe, req, as_export_error(e, req.job_id), stage="frames")
-        return
-    await pipe.send(UPLOADS, req.job_id, upload)
+    await handle_media_task(pipe, event, FRAMES, frame_step, stage="frames")

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import schemas
-from agents.deadletter import dead_letter
-from agents.failures import as_export_error, fail_job
-from pipeline.errors import ExportError
-from pipeline.stages.events import request_from_event
+from agents.media_task import handle_media_task
 from pipeline.stages.media import transcode_step
-from schemas import STATUS, TRANSCODES, UPLOADS
+from schemas import TRANSCODES
 
 if TYPE_CHECKING:
     from pipeline.app import Pipeline
@@ -30,20 +26,4 @@ def register(pipe: Pipeline) -> None:
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:
-    assert pipe.ctx is not None
-    try:
-        task = schemas.decode(TRANSCODES, event.value).asdict()
-        req = request_from_event(task["request"])
-    except ExportError as e:
-        await dead_letter(pipe, event, str(e), e)
-        return
-
-    async def publish(status: dict[str, Any]) -> None:
-        await pipe.send(STATUS, req.job_id, status)
-
-    try:
-        upload = await transcode_step(pipe.ctx, task, publish)
-    except Exception as e:
-        await fail_job(pipe, req, as_export_error(e, req.job_id), stage="transcode")
-        return
-    await pipe.send(UPLOADS, req.job_id, upload)
+    await handle_media_task(pipe, event, TRANSCODES, transcode_step, stage="transcode")

@@ -8,7 +8,7 @@ import concurrent.futures
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ExportError
 from pipeline.stages.context import Publish, StageContext
@@ -22,6 +22,9 @@ from pipeline.stages.events import (
 )
 from pipeline.stages.resolve import resolve_recorded
 from pipeline.storage import OutputStore
+
+if TYPE_CHECKING:
+    from pipeline.legacy import ExportRequest
 
 PROGRESS_EVERY = 0.1  # publish transcode progress in steps of this fraction...
 PROGRESS_MIN_S = 1.0  # ...or at least this often
@@ -75,22 +78,26 @@ async def frame_step(ctx: StageContext, task: dict[str, Any], publish: Publish) 
         res = await resolve_recorded(ctx, req)
         reader = ctx.reader(req.source.to_dict())
         thumb = await ctx.cpu("frame", grab_thumbnail, reader, res, work / "image.jpg")
-        art = await ctx.io(
-            stage_file,
-            ctx.store,
-            req.job_id,
-            "image",
-            thumb.path,
-            req.image_key,
-            "image/jpeg",
-            facts(thumb),
-        )
+        art = await _stage_image(ctx, req, thumb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()
     timings = task_timings(task) | {"frames": {"start_ms": start, "end_ms": end}}
     return upload_task(
         req, artifacts=[art], timings=timings, lack_length_ms=int(task.get("lack_length_ms") or 0)
+    )
+
+
+async def _stage_image(ctx: StageContext, req: ExportRequest, thumb: Any) -> dict[str, Any]:
+    return await ctx.io(
+        stage_file,
+        ctx.store,
+        req.job_id,
+        "image",
+        thumb.path,
+        req.image_key,
+        "image/jpeg",
+        facts(thumb),
     )
 
 
@@ -166,16 +173,7 @@ async def transcode_step(
             content_type,
             facts(clip),
         )
-        image = await ctx.io(
-            stage_file,
-            ctx.store,
-            req.job_id,
-            "image",
-            thumb.path,
-            req.image_key,
-            "image/jpeg",
-            facts(thumb),
-        )
+        image = await _stage_image(ctx, req, thumb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()
