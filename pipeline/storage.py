@@ -12,7 +12,7 @@ import hashlib
 import os
 import posixpath
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +25,26 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+
+
+@contextlib.contextmanager
+def s3_errors(
+    doing: str, location: str, *, missing: str | None = None, source: bool = True
+) -> Iterator[None]:
+    """Translate boto3's errors at the boundary: a missing object or bucket we read from
+    (``source``) becomes SourceNotFound naming ``missing`` (default ``location``); anything
+    else, and a missing output bucket, is a StorageFailure."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if source and code in _NOT_FOUND:
+            raise SourceNotFound("no such object", obj=missing or location) from e
+        raise StorageFailure(f"S3 {code} {doing} {location}", obj=location) from e
+    except BotoCoreError as e:
+        raise StorageFailure(f"S3 unreachable {doing} {location}: {e}", obj=location) from e
 
 
 class BlobReader(Protocol):
@@ -109,22 +129,13 @@ class Blobs:
         return True
 
     def _read_s3(self, location: str, byte_range: ByteRange | None) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         bucket, key = split_s3(location)
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if byte_range is not None:
             kwargs["Range"] = byte_range.header()
-        try:
-            body = self.s3.get_object(**kwargs)["Body"]
-            return body.read()
-        except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if code in _NOT_FOUND:
-                raise SourceNotFound("no such object", obj=location) from e
-            raise StorageFailure(f"S3 {code} reading {location}", obj=location) from e
-        except BotoCoreError as e:
-            raise StorageFailure(f"S3 unreachable reading {location}: {e}", obj=location) from e
+        with s3_errors("reading", location):
+            data: bytes = self.s3.get_object(**kwargs)["Body"].read()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +178,6 @@ class OutputStore:
         content_type: str,
         metadata: Mapping[str, str] | None = None,
     ) -> StoredObject:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         dest = self.location(key)
         size = path.stat().st_size
         digest = file_sha256(path)
@@ -177,10 +186,8 @@ class OutputStore:
             extra: dict[str, Any] = {"ContentType": content_type}
             if metadata:
                 extra["Metadata"] = {k: _ascii(v) for k, v in metadata.items()}
-            try:
+            with s3_errors("uploading", dest, source=False):
                 self.blobs.s3.upload_file(str(path), bucket, obj_key, ExtraArgs=extra)
-            except (ClientError, BotoCoreError) as e:
-                raise StorageFailure(f"S3 upload of {dest} failed: {e}", obj=dest) from e
         else:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             tmp = dest + ".part"
@@ -205,13 +212,11 @@ class OutputStore:
 
         Locally the metadata goes to a ``<dst>.meta.json`` sidecar, since files have none.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         src, dest = self.location(src_key), self.location(dst_key)
         if is_s3(dest):
             bucket, obj_key = split_s3(dest)
             src_bucket, src_obj = split_s3(src)
-            try:
+            with s3_errors("copying to", dest, missing=src):
                 self.blobs.s3.copy(
                     {"Bucket": src_bucket, "Key": src_obj},
                     bucket,
@@ -223,13 +228,6 @@ class OutputStore:
                     },
                 )
                 head = self.blobs.s3.head_object(Bucket=bucket, Key=obj_key)
-            except ClientError as e:
-                code = str(e.response.get("Error", {}).get("Code", ""))
-                if code in _NOT_FOUND:
-                    raise SourceNotFound("no such object", obj=src) from e
-                raise StorageFailure(f"S3 {code} copying {src} to {dest}", obj=dest) from e
-            except BotoCoreError as e:
-                raise StorageFailure(f"S3 copy to {dest} failed: {e}", obj=dest) from e
             return StoredObject(
                 key=dst_key.lstrip("/"), location=dest, size=int(head["ContentLength"]), sha256=""
             )
@@ -254,15 +252,12 @@ class OutputStore:
 
     def delete(self, key: str) -> None:
         """Remove an object; a missing one is fine (deletes are retried on redelivery)."""
-        from botocore.exceptions import BotoCoreError, ClientError
 
         loc = self.location(key)
         if is_s3(loc):
             bucket, obj_key = split_s3(loc)
-            try:
+            with s3_errors("deleting", loc, source=False):
                 self.blobs.s3.delete_object(Bucket=bucket, Key=obj_key)
-            except (ClientError, BotoCoreError) as e:
-                raise StorageFailure(f"S3 delete of {loc} failed: {e}", obj=loc) from e
             return
         try:
             os.remove(loc)
