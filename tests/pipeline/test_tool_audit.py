@@ -17,24 +17,12 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.synthetic import ArchiveSpec, draw_frame, read_frame_index
+from pipeline.synthetic import ArchiveSpec, draw_frame
 from tests.fixtures.media import MakeArchive, archive_spec
 from tests.fixtures.services import S3Server
+from tests.pipeline.cli_helpers import frames_of, run
 
 SPEC = ArchiveSpec()
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from pipeline.cli import main
-
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def frames_of(path: Path) -> list[int | None]:
-    with av.open(str(path), options={"ignore_editlist": "1"}) as c:
-        return [read_frame_index(f) for f in c.decode(video=0)]
 
 
 def check_one_line_error(

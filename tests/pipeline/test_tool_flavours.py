@@ -15,25 +15,13 @@ from typing import Any
 import av
 import pytest
 
-from pipeline.synthetic import ArchiveSpec, read_frame_index
+from pipeline.synthetic import ArchiveSpec
 from tests.fixtures.media import MakeArchive, archive_spec
+from tests.pipeline.cli_helpers import frames_of, run
 
 FIRST, COUNT = 37, 75  # mid-GOP to mid-GOP: partial GOPs at both ends, one whole GOP between
 ALL = list(range(FIRST, FIRST + COUNT))
 SKIPPED = list(range(FIRST, 50)) + list(range(100, FIRST + COUNT))  # 2-4 s absent
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from pipeline.cli import main
-
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def frames_of(path: Path) -> list[int | None]:
-    with av.open(str(path), options={"ignore_editlist": "1"}) as c:
-        return [read_frame_index(f) for f in c.decode(video=0)]
 
 
 def range_args(spec: ArchiveSpec, first: int, *, relative: bool) -> list[str]:

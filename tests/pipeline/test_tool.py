@@ -14,27 +14,7 @@ import pytest
 from pipeline.synthetic import ArchiveSpec, read_frame_index
 from pipeline.tool import _ProgressBar
 from tests.fixtures.media import archive_spec
-
-try:
-    import pipeline.media  # noqa: F401
-
-    HAVE_MEDIA = True
-except ImportError:  # helper "media" writes it in parallel
-    HAVE_MEDIA = False
-needs_media = pytest.mark.skipif(not HAVE_MEDIA, reason="pipeline.media not importable yet")
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from pipeline.cli import main
-
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _frames(path: Path) -> list[int | None]:
-    with av.open(str(path), "r") as c:
-        return [read_frame_index(f) for f in c.decode(video=0)]
+from tests.pipeline.cli_helpers import frames_of, run
 
 
 def test_demo_archive_dash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +59,6 @@ def test_demo_archive_rejects_bad_minutes(
     assert code == 2 and err.startswith("mediaexport: error: ") and err.count("\n") == 1
 
 
-@needs_media
 def test_thumb_prints_json_and_writes_the_exact_frame(
     dash_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -98,10 +77,9 @@ def test_thumb_prints_json_and_writes_the_exact_frame(
     info = json.loads(out)
     assert info["path"] == str(out_jpg) and info["width"] == 320
     assert info["time"] == pytest.approx(63 / 25)
-    assert _frames(out_jpg) == [63]
+    assert frames_of(out_jpg) == [63]
 
 
-@needs_media
 @pytest.mark.parametrize("export_type", [0, 1])
 def test_cut_prints_json_with_delivered_and_missing(
     dash_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], export_type: int
@@ -117,7 +95,7 @@ def test_cut_prints_json_with_delivered_and_missing(
     info = json.loads(out)
     assert info["delivered_ms"] == 2000 and info["missing_ms"] == 0
     assert info["requested_ms"] == 2000
-    frames = _frames(out_mp4)
+    frames = frames_of(out_mp4)
     assert frames == list(range(30, 80))
 
 
