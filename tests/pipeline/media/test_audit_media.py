@@ -57,35 +57,15 @@ def check_sync(result: ClipResult, spec: ArchiveSpec, frames: int) -> None:
     assert max(offsets) <= AUDIO_FRAME
 
 
-AUDIO_LAGS = pytest.mark.xfail(
-    strict=True,
-    reason="DASH live edge ignores the audio AdaptationSet: video published to 4 s, audio to "
-    "2.005 s, the clip gets 3 s of video and 1 s of audio, and missing_ms counts only the "
-    "video's edge (HLS takes the earlier edge)",
-)
-
-
-COPIES_PAST_EDGE = pytest.mark.xfail(
-    strict=True,
-    reason="smart cut copies the whole GOP 50-99 although the live-edge hole starts at "
-    "2.0057 s inside it: 49 frames past the edge are delivered while missing_ms says 2994",
-)
-EDGE_MID_FRAME = pytest.mark.xfail(
-    strict=True,
-    reason="edge at 2.0057 s falls inside frame 50 (2.00-2.04 s): the frame is kept whole "
-    "but audio stops at 2.0027 s, 37 ms short (more than one AAC frame)",
-)
-
-
 @pytest.mark.parametrize(
     ("kind", "container", "export_type"),
     [
-        pytest.param("dash", "ts", 0, marks=AUDIO_LAGS),
-        pytest.param("dash", "ts", 1, marks=AUDIO_LAGS),
+        ("dash", "ts", 0),
+        ("dash", "ts", 1),
         ("hls", "ts", 0),
         ("hls", "ts", 1),
-        pytest.param("hls", "fmp4", 0, marks=COPIES_PAST_EDGE),
-        pytest.param("hls", "fmp4", 1, marks=EDGE_MID_FRAME),
+        ("hls", "fmp4", 0),
+        ("hls", "fmp4", 1),
     ],
 )
 def test_growing_archive_cut_at_the_live_edge_then_complete(
