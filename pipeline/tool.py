@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from pipeline.storage import Blobs
 
 EXIT_ERROR = 2
-THUMB_WINDOW_MS = 1000  # resolve a short range: a thumbnail needs the frame at StartPos only
 
 
 def add_commands(subparsers: Any) -> None:
@@ -106,16 +104,14 @@ def _emit(payload: dict[str, object]) -> None:
 
 def run_thumb(args: argparse.Namespace) -> int:
     try:
-        from pipeline.manifest.request import MAX_DURATION_MS
-        from pipeline.media import grab_thumbnail
+        from pipeline.manifest import range_request
+        from pipeline.media import THUMBNAIL_WINDOW_MS, grab_thumbnail, resolve_thumbnail_point
 
         settings = _settings()
         reader = _blobs(settings)
-        res = _resolve(reader, args, THUMB_WINDOW_MS)
-        if not res.video and res.live_edge is not None and res.live_edge > res.end:
-            # The window lies in a gap: the first frame at or after StartPos comes after it.
-            window = math.ceil((res.live_edge - res.start) * 1000)
-            res = _resolve(reader, args, min(window, MAX_DURATION_MS))
+        request = range_request(args.start_pos, args.start_time, THUMBNAIL_WINDOW_MS)
+        # The first frame at or after StartPos, past a gap when StartPos lies in one.
+        res = resolve_thumbnail_point(reader, args.manifest, request)
         result = grab_thumbnail(reader, res, args.output, max_width=args.max_width)
     except ExportError as e:
         return _fail(e)

@@ -14,9 +14,21 @@ if TYPE_CHECKING:
     from pipeline.media.clip import export_clip
     from pipeline.media.options import EncodeOptions
     from pipeline.media.results import ClipResult, ThumbnailResult
-    from pipeline.media.thumbnail import grab_thumbnail
+    from pipeline.media.thumbnail import (
+        THUMBNAIL_WINDOW_MS,
+        grab_thumbnail,
+        resolve_thumbnail_point,
+    )
 
-__all__ = ["ClipResult", "EncodeOptions", "ThumbnailResult", "export_clip", "grab_thumbnail"]
+__all__ = [
+    "THUMBNAIL_WINDOW_MS",
+    "ClipResult",
+    "EncodeOptions",
+    "ThumbnailResult",
+    "export_clip",
+    "grab_thumbnail",
+    "resolve_thumbnail_point",
+]
 
 _HOMES = {
     "ClipResult": "pipeline.media.results",
@@ -24,6 +36,8 @@ _HOMES = {
     "ThumbnailResult": "pipeline.media.results",
     "export_clip": "pipeline.media.clip",
     "grab_thumbnail": "pipeline.media.thumbnail",
+    "resolve_thumbnail_point": "pipeline.media.thumbnail",
+    "THUMBNAIL_WINDOW_MS": "pipeline.media.thumbnail",
 }
 
 

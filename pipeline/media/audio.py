@@ -135,6 +135,13 @@ class AudioTrack:
         self.write_until(limit)
         if self._writer is None or self.timeline.first is None:
             return
+        end = self.timeline.out_time(limit)
+        if self._next is not None and end - self._next > self._frame_seconds() / 2:
+            # The source's audio stops short of the video (a live edge or a hole that
+            # starts inside a video frame): end with silence so the durations match.
+            self._start_pcm()
+            assert self._pcm is not None
+            self._pcm.pad_to(_sample(end, self._pcm.rate))
         for item in self._held:
             self._emit(item)
         self._held = []
@@ -192,6 +199,19 @@ class AudioTrack:
         assert self._next is not None and self._writer is not None and self.info is not None
         cut = self._junction_time(item.out, self._next)
         self.junctions += 1
+        rate = self.info.sample_rate
+        self._start_pcm(limit=_sample(cut, rate))
+        assert self._pcm is not None
+        self._pcm.pad_to(_sample(cut, rate))
+        warm = self._skipped
+        if warm is not None and abs(warm.pts + (warm.duration or 0.0) - item.packet.pts) > 1e-3:
+            warm = None
+        self._pcm.new_run(warm)
+        self._recent.clear()
+
+    def _start_pcm(self, limit: int | None = None) -> None:
+        """Switch from copied to re-encoded packets (once) and decode the held ones."""
+        assert self._next is not None and self._writer is not None and self.info is not None
         if self._pcm is None:
             start = self._held[0].out if self._held else self._next
             encoder = _aac_encoder(self.info, self.options.audio_bitrate)
@@ -206,16 +226,13 @@ class AudioTrack:
             recent = list(self._recent)
             for k, old in enumerate(recent):
                 self._pcm.decode(old.packet, old.out, limit=None, keep=k == len(recent) - 1)
-        rate = self._pcm.rate
         for old in self._held:
-            self._pcm.decode(old.packet, old.out, limit=_sample(cut, rate))
+            self._pcm.decode(old.packet, old.out, limit=limit)
         self._held = []
-        self._pcm.pad_to(_sample(cut, rate))
-        warm = self._skipped
-        if warm is not None and abs(warm.pts + (warm.duration or 0.0) - item.packet.pts) > 1e-3:
-            warm = None
-        self._pcm.new_run(warm)
-        self._recent.clear()
+
+    def _frame_seconds(self) -> float:
+        assert self.info is not None
+        return self.info.frame_size / self.info.sample_rate
 
     def _junction_time(self, new_out: float, old_end: float) -> float:
         """Where the old run stops and the new one begins, on the output timeline."""

@@ -136,6 +136,8 @@ def _run(
                     strategy.hole()
                 _report(progress, i + 1, total)
                 continue
+            if seg.damaged_from is not None:
+                timeline.add_hole(seg.damaged_from, ref.start + ref.duration, "corrupt")
             if i == 0 and leading_wanted(seg.video, res.start):
                 seg.video = _with_preroll(video, res.preroll, seg, timeline)
             if strategy is None:
@@ -150,6 +152,8 @@ def _run(
                 covered = strategy.covered if strategy.covered is not None else ref.start
                 timeline.add_hole(max(ref.start, covered), ref.start + ref.duration, "corrupt")
                 strategy.hole()
+            elif seg.damaged_from is not None:
+                strategy.hole()  # the next segment resumes after the lost part
             if strategy.covered is not None:
                 audio.write_until(min(strategy.covered, timeline.end))
             _report(progress, i + 1, total)

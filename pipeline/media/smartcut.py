@@ -82,7 +82,8 @@ class SmartCutter:
         if self.done:
             return
         if self.head_pending:
-            self._reencode(self.pre, upto=self.timeline.end)
+            if self.pre or self._edge is not None:
+                self._reencode(self.pre, upto=self.timeline.end)
         elif self.gop:
             self._complete()
         self.done = True
@@ -109,8 +110,12 @@ class SmartCutter:
                 self.pre.append(p)
             return
         if p.key:
-            self._complete()
+            if self.gop:  # empty after a hole
+                self._complete()
             if self.done:
+                return
+            if self.head_pending:  # the GOP ran into a hole: start over from this key
+                self._packet(p)
                 return
             self.gop = [p]
         elif self.gop:
@@ -120,11 +125,18 @@ class SmartCutter:
     def _complete(self) -> None:
         gop, tl = self.gop, self.timeline
         key = gop[0]
-        copyable = all(p.pts < tl.end - EPS for p in gop)
+        # A GOP is copied only when every picture it shows is wanted: one that runs past
+        # the end or into a hole (the live edge, a damaged part of a segment) is a tail.
+        drops_leading = not self.head_done or self.after_hole
+        copyable = all(
+            p.pts < tl.end - EPS and not tl.in_hole(p.pts)
+            for p in gop
+            if not (drops_leading and p.pts < key.pts - EPS)
+        )
         if not self.head_done:
             if not copyable:
                 self._reencode(self.pre + gop, upto=tl.end)
-                self.done = True
+                self._after_tail(gop)
                 return
             leading = not self.after_hole and any(
                 p.pts < key.pts - EPS and tl.wanted(p.pts) for p in gop
@@ -138,12 +150,32 @@ class SmartCutter:
             self._copy(gop, drop_leading=self.after_hole)
         else:
             after = self.last_time if self.last_time is not None else tl.start - EPS
-            if any(after + EPS < p.pts < tl.end - EPS for p in gop):
+            if any(p.pts > after + EPS and tl.wanted(p.pts) for p in gop):
                 has_leading = any(p.pts < key.pts - EPS for p in gop)
                 refs = self.prev_gop if has_leading and not self.after_hole else []
                 self._reencode(refs + gop, upto=tl.end)
-            self.done = True
+            self._after_tail(gop)
+            return
         self.after_hole = False
+
+    def _after_tail(self, gop: list[TimedPacket]) -> None:
+        """After a re-encoded tail GOP: done, unless the clip resumes after a hole.
+
+        Then the GOP crossed a hole's start (a damaged segment's lost part) and what
+        follows the hole starts like a clip: from the next keyframe, re-encoded up to a
+        clean one.
+        """
+        tl = self.timeline
+        resumes = [
+            h.end for p in gop if (h := tl.hole_at(p.pts)) is not None and h.end < tl.end - EPS
+        ]
+        if not resumes or any(p.pts >= tl.end - EPS for p in gop):
+            self.done = True
+            return
+        self.head_pending, self.head_done = True, False
+        self.pre, self.gop, self.prev_gop = [], [], []
+        self.after_hole = True
+        self.await_key = True
 
     def _copy(self, gop: list[TimedPacket], *, drop_leading: bool) -> None:
         tl = self.timeline

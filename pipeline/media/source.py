@@ -11,6 +11,7 @@ discontinuity, so frame spacing stays exact.
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
@@ -73,6 +74,8 @@ class SegmentMedia:
     video_info: VideoInfo | None = None
     audio_info: AudioInfo | None = None
     raw: bytes = b""  # the segment's bytes, kept only to give output streams a template
+    # Archive time from which a truncated segment's media is lost (see ``_cut_truncated``).
+    damaged_from: float | None = None
 
 
 class SegmentFetcher:
@@ -193,6 +196,7 @@ class TrackDemuxer:
         # One dict of options per stream (PyAV's stub says list[str], hence Any).
         probe: list[Any] | None = [{"skip_frame": "all"}] if known is not None else None
         with av.open(io.BytesIO(data), "r", stream_options=probe) as container:
+            is_ts = "mpegts" in container.format.name
             vs = container.streams.video[0] if container.streams.video else None
             aus = container.streams.audio[0] if container.streams.audio else None
             if self.want_video:
@@ -235,6 +239,8 @@ class TrackDemuxer:
                 if init is not None and known is None:
                     self._facts[init] = out.video_info
                 out.video_info = _with_extradata(out.video_info, norm.extradata())
+                if is_ts:
+                    _cut_truncated(out, len(data))
             if raw_a:
                 assert a_tb is not None
                 aac = out.audio_info is not None and out.audio_info.codec == "aac"
@@ -259,6 +265,37 @@ class TrackDemuxer:
                 fresh.param_sets = self._normalizer.param_sets
             self._normalizer = fresh
         return self._normalizer
+
+
+def _cut_truncated(seg: SegmentMedia, size: int) -> None:
+    """Mark where a truncated MPEG-TS segment's media stops, and drop its broken frame.
+
+    A cut-off TS file still demuxes: its last packet is partial and the frames after it
+    are simply absent.  It shows as a size that is not a whole number of TS packets, or as
+    far less media than the manifest says (a quarter short: rounded EXTINF values must not
+    count).  The last packet in decode order is then dropped (nothing decodes after it)
+    and the media is taken as lost from the first frame missing from the presentation
+    sequence; the caller reports the rest of the segment as a corrupt hole.
+    """
+    assert seg.video_info is not None
+    frame = float(1 / seg.video_info.fps)
+    times = sorted(p.pts for p in seg.video)
+    span = times[-1] + frame - times[0]
+    short = seg.ref.duration - span
+    if short <= 1.5 * frame or (size % 188 == 0 and short <= seg.ref.duration / 4):
+        return
+    seg.video.pop()
+    if seg.audio:
+        seg.audio.pop()
+    if not seg.video:
+        raise ValueError("truncated segment without a whole frame")
+    times = sorted(p.pts for p in seg.video)
+    lost = times[-1] + frame
+    for a, b in itertools.pairwise(times):
+        if b - a > 1.5 * frame:
+            lost = a + frame
+            break
+    seg.damaged_from = lost
 
 
 def _timed(

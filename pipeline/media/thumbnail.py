@@ -5,18 +5,25 @@ after the segment's last frame); decoding starts at the keyframe before the fram
 picture is complete, never a half-decoded one.  When the frame is an open-GOP leading
 picture (presented before its segment's first keyframe, decoded after it), the segment
 before (``Resolution.preroll``) is fetched too and decoded from its last keyframe.
+
+``resolve_thumbnail_point`` resolves the range a thumbnail needs: a short window from the
+requested point, widened while it lies inside a gap, so "first frame at or after StartPos"
+skips the gap (the CLI and the frame stage both use it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from pipeline.errors import MediaError
+from pipeline.manifest import RangeRequest, resolve
+from pipeline.manifest.request import MAX_DURATION_MS
 from pipeline.media.encode import TICKS, new_decoder, packet
 from pipeline.media.results import ThumbnailResult
 from pipeline.media.source import (
@@ -29,6 +36,44 @@ from pipeline.media.source import (
 from pipeline.media.timeline import EPS, HOLE_EPS
 from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader, file_sha256
+
+THUMBNAIL_WINDOW_MS = 1000  # a thumbnail needs the frame at StartPos only
+
+
+def resolve_thumbnail_point(
+    reader: BlobReader,
+    manifest: str,
+    request: RangeRequest,
+    *,
+    now_ms: int | None = None,
+) -> Resolution:
+    """The range from ``request``'s start that holds the first frame at or after it.
+
+    The first window is ``request``'s Duration (callers pass ``THUMBNAIL_WINDOW_MS`` when
+    the request has none that matters).  While the window holds no frame at or after the
+    start and a gap runs to its end, the window doubles (a few manifest reads even for an
+    hours-long gap), up to the 24 h request limit.  It stops at the live edge or the end of
+    the archive: then the resolution is returned as is, and ``grab_thumbnail`` (or the
+    caller's live wait) reports that no frame is there yet.
+    """
+    res = resolve(reader, manifest, request, now_ms=now_ms)
+    while not _frame_after_start(res) and _gap_to_end(res):
+        if request.duration_ms >= MAX_DURATION_MS:
+            break
+        request = replace(request, duration_ms=min(2 * request.duration_ms, MAX_DURATION_MS))
+        res = resolve(reader, manifest, request, now_ms=now_ms)
+    return res
+
+
+def _frame_after_start(res: Resolution) -> bool:
+    return any(r.start + r.duration > res.start + EPS for r in res.video)
+
+
+def _gap_to_end(res: Resolution) -> bool:
+    """Whether the window ends inside a gap that media may follow (not the live edge)."""
+    if res.live_edge is not None and res.live_edge <= res.end + EPS:
+        return False
+    return any(g.end >= res.end - HOLE_EPS for g in res.gaps)
 
 
 def grab_thumbnail(

@@ -57,35 +57,15 @@ def check_sync(result: ClipResult, spec: ArchiveSpec, frames: int) -> None:
     assert max(offsets) <= AUDIO_FRAME
 
 
-AUDIO_LAGS = pytest.mark.xfail(
-    strict=True,
-    reason="DASH live edge ignores the audio AdaptationSet: video published to 4 s, audio to "
-    "2.005 s, the clip gets 3 s of video and 1 s of audio, and missing_ms counts only the "
-    "video's edge (HLS takes the earlier edge)",
-)
-
-
-COPIES_PAST_EDGE = pytest.mark.xfail(
-    strict=True,
-    reason="smart cut copies the whole GOP 50-99 although the live-edge hole starts at "
-    "2.0057 s inside it: 49 frames past the edge are delivered while missing_ms says 2994",
-)
-EDGE_MID_FRAME = pytest.mark.xfail(
-    strict=True,
-    reason="edge at 2.0057 s falls inside frame 50 (2.00-2.04 s): the frame is kept whole "
-    "but audio stops at 2.0027 s, 37 ms short (more than one AAC frame)",
-)
-
-
 @pytest.mark.parametrize(
     ("kind", "container", "export_type"),
     [
-        pytest.param("dash", "ts", 0, marks=AUDIO_LAGS),
-        pytest.param("dash", "ts", 1, marks=AUDIO_LAGS),
+        ("dash", "ts", 0),
+        ("dash", "ts", 1),
         ("hls", "ts", 0),
         ("hls", "ts", 1),
-        pytest.param("hls", "fmp4", 0, marks=COPIES_PAST_EDGE),
-        pytest.param("hls", "fmp4", 1, marks=EDGE_MID_FRAME),
+        ("hls", "fmp4", 0),
+        ("hls", "fmp4", 1),
     ],
 )
 def test_growing_archive_cut_at_the_live_edge_then_complete(
@@ -129,19 +109,11 @@ def _damaged_hls(make_archive: MakeArchive, tmp_path: Path, container: str, how:
     return dst / manifest.name
 
 
-TRUNCATED_TS = pytest.mark.xfail(
-    strict=True,
-    reason="half a TS segment demuxes: frames 50-74 come out, then a broken frame (77 for "
-    "type 0, an unreadable one for type 1), 75-99 are silently absent, output timestamps "
-    "jump, and gaps == () with missing_ms == 0",
-)
-
-
 @pytest.mark.parametrize(
     ("container", "how", "reason"),
     [
         ("ts", "missing", "missing"),
-        pytest.param("ts", "truncated", "corrupt", marks=TRUNCATED_TS),
+        ("ts", "truncated", "corrupt"),
         ("ts", "garbage", "corrupt"),
         ("fmp4", "missing", "missing"),
         ("fmp4", "truncated", "corrupt"),
@@ -167,6 +139,32 @@ def test_damaged_hls_segment_inside_clip_is_a_gap(
     if how != "truncated" or container != "ts":
         assert d.indices == SKIPPED
         assert [(g.start, g.end) for g in result.gaps] == [(2.0, 4.0)]
+    check_sync(result, spec, len(d.indices))
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.62, 0.85])
+@pytest.mark.parametrize(("export_type", "suffix"), [(0, "mp4"), (0, "ts"), (1, "mp4")])
+def test_truncated_ts_segment_keeps_its_clean_frames(
+    make_archive: MakeArchive, tmp_path: Path, fraction: float, export_type: int, suffix: str
+) -> None:
+    manifest = make_archive("hls", container="ts")
+    dst = tmp_path / "archive"
+    shutil.copytree(manifest.parent, dst)
+    middle = dst / "vhigh" / "seg1.ts"
+    middle.write_bytes(middle.read_bytes()[: int(middle.stat().st_size * fraction)])
+    spec = ArchiveSpec()
+    result = cut(dst / manifest.name, tmp_path, export_type, suffix=suffix, spec=spec)
+    d = decode(result.path)
+    # The segment's frames up to the first lost one, then the next segment: no broken
+    # frame, continuous timestamps, and the lost part reported as one corrupt hole.
+    kept = [i for i in d.indices if i is not None and 50 <= i < 100]
+    assert kept and d.indices == list(range(FIRST, kept[-1] + 1)) + list(range(100, 112))
+    steps = {round((b - a) * 25, 3) for a, b in zip(d.times, d.times[1:], strict=False)}
+    assert steps == {1.0}
+    lost = (kept[-1] + 1) / 25
+    assert [(g.reason, g.end) for g in result.gaps] == [("corrupt", 4.0)]
+    assert result.gaps[0].start == pytest.approx(lost, abs=1e-6)
+    assert result.missing_ms == (99 - kept[-1]) * 40
     check_sync(result, spec, len(d.indices))
 
 

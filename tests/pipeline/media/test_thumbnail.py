@@ -9,12 +9,12 @@ import av
 import pytest
 
 from pipeline.errors import MediaError
-from pipeline.media import grab_thumbnail
+from pipeline.media import grab_thumbnail, resolve_thumbnail_point
 from pipeline.model import ByteRange
 from pipeline.storage import Blobs
-from pipeline.synthetic import ArchiveSpec, read_frame_index
+from pipeline.synthetic import ArchiveSpec, GrowingArchive, read_frame_index
 from tests.fixtures.media import MakeArchive, archive_spec
-from tests.pipeline.media.helpers import resolve_frames
+from tests.pipeline.media.helpers import request, resolve_frames
 
 
 class CountingReader:
@@ -117,3 +117,36 @@ def test_open_gop_leading_picture_is_never_a_wrong_frame(
         assert jpeg_index(result.path)[0] == 49
     res = resolve_frames(manifest, archive_spec(manifest), 48, 2)
     assert jpeg_index(grab_thumbnail(Blobs(), res, tmp_path / "u.jpg").path)[0] == 48
+
+
+@pytest.mark.parametrize("kind", ["dash", "hls"])
+@pytest.mark.parametrize("index", [50, 65, 99])  # the gap's first frame, inside, its last
+def test_point_inside_a_gap_resolves_to_the_first_frame_after_it(
+    make_archive: MakeArchive, tmp_path: Path, kind: str, index: int
+) -> None:
+    # 2-4 s is missing; a 40 ms window at the point holds no segment, so it has to widen.
+    manifest = make_archive(kind, gap=(2.0, 4.0))
+    spec = archive_spec(manifest)
+    reader = CountingReader()
+    res = resolve_thumbnail_point(reader, str(manifest), request(spec, index, 1))
+    assert res.start == pytest.approx(index / float(spec.fps))
+    result = grab_thumbnail(reader, res, tmp_path / "t.jpg")
+    assert jpeg_index(result.path)[0] == 100
+    assert result.time == pytest.approx(4.0)
+
+
+def test_point_outside_a_gap_keeps_the_window(make_archive: MakeArchive) -> None:
+    manifest = make_archive("dash")
+    spec = archive_spec(manifest)
+    res = resolve_thumbnail_point(Blobs(), str(manifest), request(spec, 37, 1))
+    assert res.end - res.start == pytest.approx(1 / float(spec.fps))
+
+
+def test_point_past_the_live_edge_stops_widening(tmp_path: Path) -> None:
+    spec = ArchiveSpec()
+    archive = GrowingArchive(tmp_path / "rec", spec, kind="hls")
+    archive.publish_until(2.0)
+    res = resolve_thumbnail_point(Blobs(), str(archive.manifest), request(spec, 100, 25))
+    assert res.video == () and res.end - res.start == pytest.approx(1.0)
+    with pytest.raises(MediaError):
+        grab_thumbnail(Blobs(), res, tmp_path / "t.jpg")
