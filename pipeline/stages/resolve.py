@@ -51,8 +51,19 @@ async def resolve_once(ctx: StageContext, req: ExportRequest) -> Resolution:
 
 async def resolve_recorded(ctx: StageContext, req: ExportRequest) -> Resolution:
     """Resolve for the frame and transcode stages: fails (naming StartPos) when a live
-    recording has not reached the job's start, instead of producing nothing."""
-    res = await resolve_once(ctx, req)
+    recording has not reached the job's start, instead of producing nothing.
+
+    A thumbnail resolves its point the way ``mediaexport thumb`` does: when StartPos lies
+    in a gap longer than the request's Duration, the window widens to the first frame
+    after the gap ("the first frame at or after StartPos")."""
+    if req.kind == "thumbnail":
+        from pipeline.media import resolve_thumbnail_point
+
+        source = req.source.to_dict()
+        reader = ctx.reader(source)
+        res = await ctx.io(resolve_thumbnail_point, reader, source["manifest"], range_of(req))
+    else:
+        res = await resolve_once(ctx, req)
     check_start_recorded(req, res, waited_ms=None)
     return res
 

@@ -316,3 +316,22 @@ def test_thumbnail_inside_the_recording_does_not_wait_for_its_duration(tmp_path:
     assert routed.topic == schemas.FRAMES
     assert "waiting_live" not in status.states()
     ctx.close()
+
+
+def test_thumbnail_inside_a_long_gap_is_the_first_frame_after_it(tmp_path: Path) -> None:
+    # A 2 s gap (frames 50-99 absent) and a 500 ms Duration that ends inside it: the JPEG
+    # is the first frame at or after StartPos, i.e. frame 100, as `mediaexport thumb` says.
+    root = tmp_path / "gap-archive"
+    write_dash(root / Path(LIVE_PATH).parent, SPEC, gap=(2.0, 4.0))
+    ctx = _ctx(tmp_path, root)
+    req = _request(ctx, StartPos=EPOCH + 2400, Duration=500)
+    status = Recorder()
+
+    async def run() -> dict[str, Any]:
+        routed = await stages.resolve_step(ctx, req, status)
+        return await stages.frame_step(ctx, routed.task, status)
+
+    upload = asyncio.run(run())
+    staged = Path(ctx.store.location(upload["artifacts"][0]["staging_key"]))
+    assert _first_frame(staged.read_bytes()) == 100
+    ctx.close()
