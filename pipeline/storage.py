@@ -195,7 +195,7 @@ class OutputStore:
             os.replace(tmp, dest)  # atomic: a reader never sees half a file
         return StoredObject(key=key.lstrip("/"), location=dest, size=size, sha256=digest)
 
-    # --- added by the pipeline (bus): staging -> final key, cleanup -----------------------
+    # --- staging -> final key, cleanup (the upload stage) ----------------------------------
 
     def exists(self, key: str) -> bool:
         return self.blobs.exists(self.location(key))
