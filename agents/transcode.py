@@ -1,13 +1,18 @@
 """export.transcodes → the clip + its first frame → export.uploads.
 
-Bounded twice: ``isolated_partitions`` gives every assigned partition its own actor that
-handles one event at a time, so the cluster never runs more transcodes than export.transcodes
-has partitions; the stage's semaphore caps one worker at ``max_transcodes`` however many
-partitions it owns.
+Bounded twice: one transcode at a time per partition (a lock per partition number), so the
+cluster never runs more transcodes than export.transcodes has partitions; the stage's
+semaphore caps one worker at ``max_transcodes`` however many partitions it owns.
+
+Not faust's ``isolated_partitions``: when a worker took over a ``kill -9``ed worker's
+partitions, some of their events were never processed (jobs stuck in "transcoding" for good;
+2 of 4 runs of the six-job case in tests/ingress/test_crash.py).  A shared stream with one
+actor per partition and a lock per partition gives the same bound without that machinery.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from agents.media_task import handle_media_task
@@ -19,10 +24,16 @@ if TYPE_CHECKING:
 
 
 def register(pipe: Pipeline) -> None:
-    @pipe.app.agent(pipe.topic(TRANSCODES), name="transcode", isolated_partitions=True)
+    locks: dict[int, asyncio.Lock] = {}
+
+    @pipe.app.agent(pipe.topic(TRANSCODES), name="transcode", concurrency=pipe.settings.partitions)
     async def transcode_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle(pipe, event)
+            # Actors take events in order, and a Lock wakes its waiters in order: one
+            # partition's events still run one after the other, in offset order.
+            lock = locks.setdefault(event.message.partition, asyncio.Lock())
+            async with lock:
+                await handle(pipe, event)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:
