@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,7 +32,13 @@ import schemas
 from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
 from tests.fixtures.services import S3Server, use_docker
-from tests.ingress.test_end_to_end import _read_topic
+from tests.ingress.worker_process import (
+    post_export,
+    read_topic,
+    spawn_worker,
+    stop_worker,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -63,19 +68,6 @@ class Worker:
         found = re.search(r"^mediaexport_transcodes_in_flight (\S+)$", text, re.MULTILINE)
         assert found, text
         return int(float(found.group(1)))
-
-
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(
-        url + "/export",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert resp.status == 200
-        out: dict[str, Any] = json.loads(resp.read())
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -121,38 +113,16 @@ def workers(tmp_path: Path, bootstrap: str, s3_server: S3Server) -> Iterator[lis
                 EXPORT_DATA_DIR=str(tmp_path / name),
             )
             log = tmp_path / f"{name}.log"
-            with open(log, "w") as err:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "info"],
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    text=True,
-                    env=env,
-                )
+            proc = spawn_worker(env, log)
             started.append(Worker(name, f"http://127.0.0.1:{port}", proc, log))
         t0 = time.monotonic()
         for w in started:
-            assert w.proc.stdout is not None
-            line = w.proc.stdout.readline()  # the ready line, or "" when it exited
-            if not line.startswith("ready "):
-                pytest.fail(f"{w.name} did not start: {line!r}\n{w.log.read_text()[-3000:]}")
+            wait_ready(w.proc, w.log, w.name)
         print(f"workers ready in {time.monotonic() - t0:.1f} s")
         yield started
     finally:
         for w in started:
-            _stop(w)
-
-
-def _stop(w: Worker) -> None:
-    if w.alive():
-        w.proc.send_signal(signal.SIGTERM)
-        try:
-            w.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
-            w.proc.wait(5)
-    if w.proc.stdout is not None:
-        w.proc.stdout.close()
+            stop_worker(w.proc, timeout=20)
 
 
 def _body(file_name: str = "crash.mp4") -> dict[str, Any]:
@@ -180,7 +150,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
 ) -> None:
     t0 = time.monotonic()
     body = _body()
-    first = _post(workers[0].url, body)
+    first = post_export(workers[0].url, body)
     assert first["ErrorCode"] == 1, first
     job = first["JobId"]
 
@@ -189,7 +159,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
     deadline = time.monotonic() + 30
     while victim is None:
         assert time.monotonic() < deadline, f"never saw the transcode: {first}"
-        answer = _post(workers[0].url, body)  # a poll: the same body is the same job
+        answer = post_export(workers[0].url, body)  # a poll: the same body is the same job
         state = answer.get("State")
         assert answer["ErrorCode"] == 1 and state in ("accepted", "resolving", "transcoding")
         if state == "transcoding":
@@ -213,7 +183,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
     answers: list[dict[str, Any]] = []
     while True:
         assert time.monotonic() < deadline, f"job stuck after the kill: {answers[-3:]}"
-        answer = _post(survivor.url, body)  # the same body: a poll of the same job
+        answer = post_export(survivor.url, body)  # the same body: a poll of the same job
         answers.append(answer)
         assert answer["ErrorCode"] in (1, 5), answer
         if answer["ErrorCode"] == 5:
@@ -232,9 +202,9 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
     assert len(frames) == CLIP_FRAMES
     assert frames[0] == FIRST_FRAME and frames[-1] == FIRST_FRAME + CLIP_FRAMES - 1
 
-    completed = _read_topic(bootstrap, schemas.COMPLETED, key=job, wait_for=1, timeout=30)
-    requests = _read_topic(bootstrap, schemas.REQUESTS, key=job, wait_for=1)
-    transcodes = _read_topic(bootstrap, schemas.TRANSCODES, key=job, wait_for=1)
+    completed = read_topic(bootstrap, schemas.COMPLETED, key=job, wait_for=1, timeout=30)
+    requests = read_topic(bootstrap, schemas.REQUESTS, key=job, wait_for=1)
+    transcodes = read_topic(bootstrap, schemas.TRANSCODES, key=job, wait_for=1)
     assert len(completed) == 1, completed
     assert len(requests) == 1
     assert completed[0]["outcome"] == "ok"
@@ -258,7 +228,7 @@ def test_kill_9_with_jobs_queued_behind_the_transcodes_loses_none(
     # (With faust's isolated_partitions this lost jobs in 2 of 4 runs; see agents/transcode.py.)
     t0 = time.monotonic()
     bodies = {f"q{k}.mp4": _body(f"q{k}.mp4") for k in range(6)}
-    jobs = {_post(workers[0].url, b)["JobId"]: b for b in bodies.values()}
+    jobs = {post_export(workers[0].url, b)["JobId"]: b for b in bodies.values()}
     assert len(jobs) == 6
     deadline = time.monotonic() + 30
     while not all(w.in_flight() >= 1 for w in workers):
@@ -274,7 +244,7 @@ def test_kill_9_with_jobs_queued_behind_the_transcodes_loses_none(
     while pending:
         assert time.monotonic() < deadline, f"stuck after the kill: {sorted(pending)}"
         for job, body in list(pending.items()):
-            answer = _post(survivor.url, body)
+            answer = post_export(survivor.url, body)
             assert answer["ErrorCode"] in (1, 5), answer
             if answer["ErrorCode"] == 5:
                 del pending[job]

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -31,6 +30,13 @@ from pipeline.broker import free_port
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
 from pipeline.synthetic.growing import GrowingArchive
 from tests.fixtures.services import S3Server
+from tests.ingress.worker_process import (
+    post_export,
+    read_topic,
+    spawn_worker,
+    stop_worker,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +58,7 @@ class Stack:
     env: dict[str, str]
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(
-            self.url + "/export",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            assert resp.status == 200
-            out: dict[str, Any] = json.loads(resp.read())
-            return out
+        return post_export(self.url, body)
 
     def get(self, path: str, url: str | None = None) -> dict[str, Any]:
         with urllib.request.urlopen((url or self.url) + path, timeout=30) as resp:
@@ -144,37 +141,15 @@ def stack(
             f"http://127.0.0.1:{port}", kafka_bootstrap, s3_server, proc, root, archive, env
         )
     finally:
-        _stop_worker(proc)
+        stop_worker(proc)
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "info"],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env=env,
-        )
     started = time.monotonic()
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # blocks until the ready line (or exit)
-    if not line.startswith("ready "):
-        _stop_worker(proc)
-        pytest.fail(f"worker did not start: {line!r}\n{log.read_text()[-3000:]}")
+    proc = spawn_worker(env, log)
+    line = wait_ready(proc, log)
     print(f"worker ready in {time.monotonic() - started:.1f} s: {line.strip()}")
     return proc
-
-
-def _stop_worker(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def _decode_jpeg(data: bytes) -> av.VideoFrame:
@@ -222,8 +197,8 @@ def test_same_body_twice_is_one_job(stack: Stack) -> None:
     a, b = stack.post(body), stack.post(body)
     assert a["JobId"] == b["JobId"]
     stack.poll(body, until={5})
-    requests = _read_topic(stack.bootstrap, schemas.REQUESTS, key=a["JobId"], wait_for=1)
-    completed = _read_topic(stack.bootstrap, schemas.COMPLETED, key=a["JobId"], wait_for=1)
+    requests = read_topic(stack.bootstrap, schemas.REQUESTS, key=a["JobId"], wait_for=1)
+    completed = read_topic(stack.bootstrap, schemas.COMPLETED, key=a["JobId"], wait_for=1)
     assert len(requests) == 1 and len(completed) == 1
     schemas.validate(schemas.COMPLETED, completed[0])
     assert completed[0]["outcome"] == "ok"
@@ -259,7 +234,7 @@ def test_archive_in_s3_via_storage_info(stack: Stack) -> None:
     head = client.head_object(Bucket=OUT_BUCKET, Key=f"out/{key}")
     assert head["Metadata"]["story-id"] == "4B999DC458FBC4C8"
     assert json.loads(head["Metadata"]["slug"]) == slug
-    completed = _read_topic(stack.bootstrap, schemas.COMPLETED, key=answer["JobId"], wait_for=1)
+    completed = read_topic(stack.bootstrap, schemas.COMPLETED, key=answer["JobId"], wait_for=1)
     assert completed[0]["slug"] == slug
     assert completed[0]["request"]["source"]["bucket"] == ARCHIVE_BUCKET
 
@@ -289,7 +264,7 @@ def test_raw_event_on_export_requests_completes(stack: Stack) -> None:
     }
     schemas.validate(schemas.REQUESTS, event)
     asyncio.run(_produce(stack.bootstrap, schemas.REQUESTS, job_id, json.dumps(event).encode()))
-    completed = _read_topic(stack.bootstrap, schemas.COMPLETED, key=job_id, wait_for=1, timeout=60)
+    completed = read_topic(stack.bootstrap, schemas.COMPLETED, key=job_id, wait_for=1, timeout=60)
     schemas.validate(schemas.COMPLETED, completed[0])
     assert completed[0]["outcome"] == "ok"
     image = completed[0]["outputs"]["image"]
@@ -303,7 +278,7 @@ def test_invalid_events_go_to_the_dead_letter_topic(stack: Stack) -> None:
     missing = json.dumps({"schema_version": 1, "job_id": bad_id, "kind": "thumbnail"}).encode()
     asyncio.run(_produce(stack.bootstrap, schemas.REQUESTS, bad_id, not_json))
     asyncio.run(_produce(stack.bootstrap, schemas.REQUESTS, bad_id, missing))
-    dead = _read_topic(stack.bootstrap, schemas.DEADLETTER, key=bad_id, wait_for=2, timeout=30)
+    dead = read_topic(stack.bootstrap, schemas.DEADLETTER, key=bad_id, wait_for=2, timeout=30)
     originals = {base64.b64decode(d["original_b64"]) for d in dead}
     assert originals == {not_json, missing}
     for d in dead:
@@ -412,7 +387,7 @@ def test_a_second_worker_shares_the_work_and_answers_any_poll(stack: Stack) -> N
             assert time.monotonic() < deadline, "the second ingress never saw the thumbnail"
             time.sleep(0.05)
     finally:
-        _stop_worker(second)
+        stop_worker(second)
     logs = [(stack.root / n).read_text() for n in ("worker.log", "worker2.log")]
     done_in = [sum(f"job {j} ok" in log for j in jobs) for log in logs]
     assert sum(done_in) == len(jobs)  # each job completed exactly once, in one worker
@@ -431,43 +406,6 @@ async def _produce(bootstrap: str, topic: str, key: str, value: bytes) -> None:
         await producer.send_and_wait(topic, value, key=key.encode())
     finally:
         await producer.stop()
-
-
-def _read_topic(
-    bootstrap: str, topic: str, *, key: str, wait_for: int, timeout: float = 20
-) -> list[dict[str, Any]]:
-    """Every event with ``key`` on ``topic`` (from the beginning), once ``wait_for`` arrived."""
-
-    async def read() -> list[dict[str, Any]]:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        found: list[dict[str, Any]] = []
-        raw: list[bytes] = []
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                for messages in batch.values():
-                    for m in messages:
-                        if m.key == key.encode():
-                            raw.append(m.value)
-                if len(raw) >= wait_for:
-                    # a little longer, so that a duplicate would be seen too
-                    await asyncio.sleep(1.0)
-                    for messages in (await consumer.getmany(timeout_ms=500)).values():
-                        raw.extend(m.value for m in messages if m.key == key.encode())
-                    break
-        finally:
-            await consumer.stop()
-        for value in raw:
-            found.append(json.loads(value))
-        return found
-
-    return asyncio.run(read())
 
 
 def _changelog_values(bootstrap: str, topic: str, key: str, timeout: float) -> list[Any]:
