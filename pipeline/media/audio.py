@@ -69,8 +69,6 @@ class AudioTrack:
         self.info: AudioInfo | None = None
         self.template = b""
         self.notes: list[str] = []
-        self.written = 0
-        self.junctions = 0
         # Where a new run's video starts (archive s): a new Period or an HLS discontinuity.
         self._boundaries = sorted({r.start for r in res.video if r.discontinuity})
         self._held: list[_Item] = []  # accepted, not written yet
@@ -198,7 +196,6 @@ class AudioTrack:
         """``item`` starts a new run: splice it onto the held tail of the old one."""
         assert self._next is not None and self._writer is not None and self.info is not None
         cut = self._junction_time(item.out, self._next)
-        self.junctions += 1
         rate = self.info.sample_rate
         self._start_pcm(limit=_sample(cut, rate))
         assert self._pcm is not None
@@ -248,7 +245,6 @@ class AudioTrack:
 
     def _emit(self, item: _Item) -> None:
         assert self._writer is not None and self.info is not None
-        self.written += 1
         if self._pcm is not None:
             self._pcm.decode(item.packet, item.out, limit=None)
             return

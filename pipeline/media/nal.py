@@ -143,10 +143,6 @@ def _after_delimiters(codec: str, nals: list[bytes], sets: list[bytes]) -> list[
     return [*sets, *nals]
 
 
-def to_length_prefixed(annexb: bytes, length_size: int = 4) -> bytes:
-    return b"".join(len(n).to_bytes(length_size, "big") + n for n in split_annexb(annexb))
-
-
 def end_of_sequence(codec: str) -> bytes:
     """An Annex B end-of-sequence NAL unit (H.264 type 10, HEVC EOS_NUT 36)."""
     return START_CODE + (b"\x48\x01" if codec == "hevc" else b"\x0a")

@@ -30,7 +30,6 @@ class ClipWriter:
         self.audio: av.AudioStream | None = None
         self.audio_tb = Fraction(1, 48000)
         self.last_dts: int | None = None
-        self.video_packets = 0
 
     # -- streams -------------------------------------------------------------------------
     def add_copy_video(self, template: bytes, info: VideoInfo) -> None:
@@ -91,7 +90,6 @@ class ClipWriter:
         p.is_keyframe = key
         p.stream = self.video
         self.last_dts = dts
-        self.video_packets += 1
         self.out.mux(p)
 
     def mux_encoded_video(self, packets: list[av.Packet]) -> None:
@@ -99,7 +97,6 @@ class ClipWriter:
             if self.video is None:
                 raise MediaError("video stream missing", obj="output")
             p.stream = self.video
-            self.video_packets += 1
             self.out.mux(p)
 
     def mux_audio(self, data: bytes, pts: int, duration: int) -> None:

@@ -18,7 +18,6 @@ from pipeline.media.nal import (
     parse_avcc,
     split_annexb,
     split_length_prefixed,
-    to_length_prefixed,
 )
 from pipeline.media.source import strip_adts
 from pipeline.media.timeline import Timeline
@@ -27,6 +26,10 @@ from pipeline.storage import Blobs
 from pipeline.synthetic import draw_frame, read_frame_index
 
 SPS, PPS, IDR, SLICE = b"\x67\x64\x00\x1f\xac", b"\x68\xee\x3c\x80", b"\x65\x88\x84", b"\x41\x9a"
+
+
+def to_length_prefixed(annexb: bytes, length_size: int = 4) -> bytes:
+    return b"".join(len(n).to_bytes(length_size, "big") + n for n in split_annexb(annexb))
 
 
 def test_annexb_round_trip() -> None:
