@@ -1,22 +1,36 @@
-"""A job that fails in any stage still ends in exactly one export.completed: the failure
-travels to the upload agent as an UploadTask with ``error`` set."""
+"""Every job that has a job_id ends: in exactly one export.completed and a final status.
+
+Three ways a job can fail, one ending for each:
+- a stage raises: :func:`fail_job` hands the error to the upload stage as an UploadTask
+  with ``error`` set (it drops the job's staging copies, then publishes);
+- an event is refused (it does not match its topic's definition) or an agent breaks while
+  handling it: :func:`refuse` dead-letters it and, when its job_id can be read,
+  :func:`finish_failed` publishes the failed completion right away;
+- a job stalls: the supervisor (agents/supervisor.py) re-drives it, then fails it here.
+
+``finish_failed`` is idempotent through the ``completed`` table (keyed by job_id, so it is
+the table partition of the event being handled): a job already finished is left alone.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from agents.deadletter import dead_letter
 from pipeline.errors import ExportError
-from pipeline.stages.events import upload_task
+from pipeline.stages.events import status_event, upload_task
+from pipeline.stages.upload import completed_event
+from schemas import COMPLETED, REQUESTS, STATUS, UPLOADS, job_id_hint
 
 if TYPE_CHECKING:
     from pipeline.app import Pipeline
-    from pipeline.legacy import ExportRequest
+    from schemas.request import ExportRequest
 
 log = logging.getLogger(__name__)
 
 
-def as_export_error(exc: BaseException, job_id: str) -> ExportError:
+def as_export_error(exc: BaseException, job_id: str | None) -> ExportError:
     if isinstance(exc, ExportError):
         return exc
     log.exception("job %s: unexpected error", job_id, exc_info=exc)
@@ -24,7 +38,49 @@ def as_export_error(exc: BaseException, job_id: str) -> ExportError:
 
 
 async def fail_job(pipe: Pipeline, req: ExportRequest, error: ExportError, *, stage: str) -> None:
-    from schemas import UPLOADS
-
     log.info("job %s failed in %s: %s", req.job_id, stage, error)
     await pipe.send(UPLOADS, req.job_id, upload_task(req, error=error))
+
+
+async def finish_failed(
+    pipe: Pipeline, job_id: str, req: ExportRequest | None, error: ExportError
+) -> None:
+    """Publish the failed completion and final status of a job, unless it has ended."""
+    if pipe.completed.get(job_id) is not None:
+        return
+    assert pipe.ctx is not None
+    now = pipe.ctx.clock()
+    task = upload_task(req, error=error, job_id=job_id)
+    completed = completed_event(task, req, outputs={}, error=error.to_dict(), end_ms=now)
+    await pipe.send(COMPLETED, job_id, completed, acked=True)
+    failed = status_event(job_id, "failed", at_ms=now, error=error.to_dict())
+    await pipe.send(STATUS, job_id, failed, acked=True)
+    pipe.completed[job_id] = {"outcome": "failed", "at_ms": now}
+    log.info("job %s failed: %s", job_id, error)
+
+
+async def refuse(pipe: Pipeline, event: Any, topic: str, error: ExportError) -> None:
+    """Dead-letter an event no stage can use, and end its job when that is safe.
+
+    On export.requests a refused event ends its job only while nobody knows the job (a
+    broken copy of a running job's request must not fail it); on the topics between stages
+    the event is the job's own next step, so without it the job would never end."""
+    await dead_letter(pipe, event, str(error), error)
+    job_id = job_id_hint(event.value, event.key)
+    if job_id is None or topic == STATUS:
+        return  # a lost progress report: the supervisor notices if the job stalls
+    if topic == REQUESTS and pipe.status.get(job_id) is not None:
+        return
+    await finish_failed(pipe, job_id, None, error)
+
+
+async def after_crash(pipe: Pipeline, event: Any, topic: str, exc: BaseException) -> None:
+    """An agent broke on one event: say so, end the job, and let the loop go on."""
+    error = as_export_error(exc, job_id_hint(event.value, event.key))
+    try:
+        await dead_letter(pipe, event, f"agent failed: {error}", error)
+        job_id = job_id_hint(event.value, event.key)
+        if job_id is not None and topic != STATUS:
+            await finish_failed(pipe, job_id, None, error)
+    except Exception:  # the broker is gone too: the supervisor re-drives the job later
+        log.exception("could not end the job of a failed %s event", topic)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agents.guard import handle_guarded
 from agents.media_task import handle_media_task
 from pipeline.stages.media import frame_step
 from schemas import FRAMES
@@ -18,7 +19,7 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(pipe.topic(FRAMES), name="frames", concurrency=concurrency)
     async def frames_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle(pipe, event)
+            await handle_guarded(pipe, event, FRAMES, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

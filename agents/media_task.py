@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 import schemas
-from agents.deadletter import dead_letter
-from agents.failures import as_export_error, fail_job
+from agents.failures import as_export_error, fail_job, refuse
 from pipeline.errors import ExportError
-from pipeline.stages.events import request_from_event
 from schemas import STATUS, UPLOADS
 
 if TYPE_CHECKING:
@@ -23,11 +23,14 @@ Step = Callable[["StageContext", dict[str, Any], "Publish"], Awaitable[dict[str,
 async def handle_media_task(pipe: Pipeline, event: Any, topic: str, step: Step, stage: str) -> None:
     assert pipe.ctx is not None
     try:
-        task = schemas.decode(topic, event.value).asdict()
-        req = request_from_event(task["request"])
+        record = schemas.decode(topic, event.value)
     except ExportError as e:
-        await dead_letter(pipe, event, str(e), e)
+        await refuse(pipe, event, topic, e)
         return
+    req = record.request
+    if pipe.completed.get(req.job_id) is not None:
+        return  # a re-driven or redelivered task of a job that has ended: nothing to do
+    task = msgspec.to_builtins(record)
 
     async def publish(status: dict[str, Any]) -> None:
         await pipe.send(STATUS, req.job_id, status)

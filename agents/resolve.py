@@ -6,10 +6,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import schemas
-from agents.deadletter import dead_letter
-from agents.failures import as_export_error, fail_job
+from agents.failures import as_export_error, fail_job, refuse
+from agents.guard import handle_guarded
 from pipeline.errors import ExportError
-from pipeline.stages.events import request_from_event
 from pipeline.stages.resolve import resolve_step
 from schemas import REQUESTS, STATUS
 
@@ -27,25 +26,25 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(pipe.topic(REQUESTS), name="resolve", concurrency=CONCURRENCY)
     async def resolve_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle(pipe, event)
+            await handle_guarded(pipe, event, REQUESTS, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:
     assert pipe.ctx is not None
     try:
-        record = schemas.decode(REQUESTS, event.value)
-        req = request_from_event(record.asdict())
+        req = schemas.decode(REQUESTS, event.value)
     except ExportError as e:
-        await dead_letter(pipe, event, str(e), e)
+        await refuse(pipe, event, REQUESTS, e)
         return
     # One job per job_id: another event for the same job (a second ingress, a search
     # service re-publishing) is a poll, never a second job.  The same event coming back
-    # (a crash before its offset was committed) is processed again, so it is never lost.
+    # (a crash before its offset was committed) is processed again, so it is never lost,
+    # and so is a re-drive by the supervisor (a higher attempt).
     here = [event.message.partition, event.message.offset]
     first = pipe.seen.get(req.job_id)
-    if first is not None and first.get("at") != here:
+    if first is not None and first.get("at") != here and req.attempt <= first.get("attempt", 0):
         return
-    pipe.seen[req.job_id] = {"at": here, "ms": pipe.ctx.clock()}
+    pipe.seen[req.job_id] = {"at": here, "ms": pipe.ctx.clock(), "attempt": req.attempt}
 
     async def publish(status: dict[str, Any]) -> None:
         await pipe.send(STATUS, req.job_id, status)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 import schemas
 from agents.deadletter import dead_letter
+from agents.guard import handle_guarded
 from pipeline.errors import ExportError
 from pipeline.jobs import JobStatus, StatusUpdate, advance
 from schemas import STATUS
@@ -21,12 +24,12 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(pipe.topic(STATUS), name="status")
     async def status_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle(pipe, event)
+            await handle_guarded(pipe, event, STATUS, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:
     try:
-        data = schemas.decode(STATUS, event.value).asdict()
+        data = msgspec.to_builtins(schemas.decode(STATUS, event.value))
         data.pop("schema_version", None)
         update = StatusUpdate.from_dict(data)
     except ExportError as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from agents.guard import handle_guarded
 from agents.media_task import handle_media_task
 from pipeline.stages.media import transcode_step
 from schemas import TRANSCODES
@@ -33,7 +34,7 @@ def register(pipe: Pipeline) -> None:
             # partition's events still run one after the other, in offset order.
             lock = locks.setdefault(event.message.partition, asyncio.Lock())
             async with lock:
-                await handle(pipe, event)
+                await handle_guarded(pipe, event, TRANSCODES, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

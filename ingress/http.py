@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +20,14 @@ from aiohttp import web
 
 from ingress.metrics import CONTENT_TYPE, IngressMetrics
 from pipeline.errors import ExportError, InvalidRequest, Overloaded, SourceNotFound
-from pipeline.jobs import JobStatus, accepted_update, legacy_response
+from pipeline.jobs import JobStatus, accepted_update, advance, legacy_response
 from pipeline.stages.events import request_event, status_event
 from schemas import REQUESTS, STATUS
 
 if TYPE_CHECKING:
     from ingress.replica import StatusReplica
     from pipeline.app import Pipeline
-    from pipeline.legacy import ExportRequest
+    from schemas.request import ExportRequest
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class Ingress:
         # that a quick second POST is a poll and not a second publication.
         self.submitted: dict[str, int] = {}
         self.accepting = True
+        # called with each accepted job's first status row, before the caller hears "accepted"
+        # (the one-box journal, pipeline/journal.py)
+        self.on_accepted: list[Callable[[str, dict[str, Any]], None]] = []
         self._runner: web.AppRunner | None = None
         from pipeline.auth import session_check_for
 
@@ -197,8 +201,10 @@ class Ingress:
         self.submitted[req.job_id] = now
         try:
             await self.pipe.send(REQUESTS, req.job_id, request_event(req), acked=True)
-            update = accepted_update(req, now_ms=now).to_dict()
-            await self.pipe.send(STATUS, req.job_id, status_event(**update), acked=True)
+            update = accepted_update(req, now_ms=now)
+            await self.pipe.send(STATUS, req.job_id, status_event(**update.to_dict()), acked=True)
+            for hook in self.on_accepted:
+                hook(req.job_id, advance(None, update).to_dict())
         except Exception:
             self.submitted.pop(req.job_id, None)
             raise
@@ -208,9 +214,8 @@ class Ingress:
         ctx = self.pipe.ctx
         if ctx is None:
             return
-        source = req.source.to_dict()
-        reader = ctx.reader(source)
-        if not await ctx.io(reader.exists, source["manifest"]):
+        reader, manifest = ctx.archive(req)
+        if not await ctx.io(reader.exists, manifest):
             raise SourceNotFound(f"no archive at LivePath {req.live_path}", field="LivePath")
 
     def _forget_old(self, now: int) -> None:

@@ -25,8 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+import schemas
 from pipeline.errors import ExportError
 from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance
 from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
@@ -166,7 +168,7 @@ class StatusReplica:
 
     def _fold(self, value: bytes | None) -> None:
         try:
-            data = codec.loads(value or b"")
+            data = msgspec.to_builtins(schemas.decode(STATUS, value))
             data.pop("schema_version", None)
             update = StatusUpdate.from_dict(data)
             current = self.rows.get(update.job_id)

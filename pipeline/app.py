@@ -61,12 +61,14 @@ class Pipeline:
         return str(self.status.changelog_topic.get_topic_name())
 
     async def send(self, topic: str, key: str, event: Any, *, acked: bool = False) -> None:
-        """Send one event (Record or dict) keyed by job_id.
+        """Send one event (Struct or dict, validated against the topic) keyed by job_id.
 
         Returns once it is buffered, or with ``acked`` once the broker has it (the ingress
         answers "accepted" only for a job the broker holds).
         """
-        pending = await self.topics[topic].send(key=key.encode(), value=schemas.encode(event))
+        pending = await self.topics[topic].send(
+            key=key.encode(), value=schemas.encode(topic, event)
+        )
         if acked:
             await pending
 

@@ -19,7 +19,7 @@ from pipeline import errors
 from pipeline.errors import ExportError, InvalidRequest, Overloaded
 
 if TYPE_CHECKING:
-    from pipeline.legacy import ExportRequest
+    from schemas.request import ExportRequest
 
 State = Literal[
     "accepted",
@@ -129,6 +129,7 @@ class StatusUpdate:
     image_key: str | None = None
     video_key: str | None = None
     error: dict[str, Any] | None = None  # ExportError.to_dict(), for state "failed"
+    request: dict[str, Any] | None = None  # the export.requests event (first report, re-drives)
 
     def __post_init__(self) -> None:
         _check_job_id(self.job_id)
@@ -185,6 +186,8 @@ class JobStatus:
     state_progress: float = 0.0  # of the current state's own work
     state_since_ms: int = 0  # when the current state was entered
     created_at_ms: int = 0
+    # the job's request (as on export.requests) and how often the supervisor re-drove it
+    request: dict[str, Any] | None = None
 
     @property
     def final(self) -> bool:
@@ -223,6 +226,7 @@ def accepted_update(req: ExportRequest, *, now_ms: int) -> StatusUpdate:
         progress=0.0,
         image_key=req.image_key,
         video_key=req.video_key,
+        request=req.to_dict(),
     )
 
 
@@ -260,6 +264,8 @@ def advance(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
     new.kind = new.kind or update.kind or ""
     new.image_key = new.image_key or update.image_key
     new.video_key = new.video_key or update.video_key
+    if update.request is not None and _attempt(update.request) >= _attempt(new.request):
+        new.request = update.request
     _merge_timing(new, update)
     _set_paths(new)
     if status.final:
@@ -296,6 +302,11 @@ def advance(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
     new.progress = min(1.0, new.progress)
     new.updated_at_ms = max(status.updated_at_ms, update.at_ms)
     return new
+
+
+def _attempt(request: dict[str, Any] | None) -> int:
+    attempt = (request or {}).get("attempt", -1)
+    return attempt if isinstance(attempt, int) else -1
 
 
 def _set_paths(status: JobStatus) -> None:

@@ -1,167 +1,68 @@
-"""The legacy ``POST /export`` body, validated into an :class:`ExportRequest`.
+"""The legacy ``POST /export`` body, turned into an :class:`ExportRequest`.
 
-Everything a caller can get wrong is checked here, before anything reaches a topic: each
-error is an :class:`~pipeline.errors.InvalidRequest` (or ``Unauthorized``) whose ``field`` is
-the legacy field name.  The resulting request never carries the SessionId or any other
-credential.  Job identity is a hash over the fields that define the output, so posting the
-same body again is a poll of the same job.
+This module only translates: legacy names to event fields, ``FetchMedia`` to a kind,
+base64 ``storage_info``/``slug_info`` to JSON, ``storage_info`` to the archive's logical
+location, exact JSON numbers to integers.  Every rule a value must meet is the request's
+own definition (schemas/request.py), applied by :func:`schemas.convert` exactly as to an
+event published straight onto export.requests; an error is reported under the legacy field
+name (``Duration``, not ``duration_ms``).  The resulting request never carries the SessionId
+or any other credential.  Posting the same body again is a poll of the same job: the JobId
+is a hash of the output-defining fields (pipeline/identity.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from pipeline.auth import SessionCheck, session_check_for
-from pipeline.errors import InvalidRequest, Unauthorized
+from pipeline.errors import ExportError, InvalidRequest, Unauthorized
+from pipeline.identity import identity_document, job_id_of
 from pipeline.jobs import Kind, output_keys
-from pipeline.manifest.request import RangeRequest, parse_start_time, range_request
 from pipeline.settings import BUCKET_NAME, Settings
 from pipeline.storage import is_s3, split_s3
+from schemas.request import MAX_EPOCH_MS, MAX_LIVE_PATH, ArchiveSource, ExportRequest
 
-EXPORT_TYPES = (0, 1, 2)  # 0 stream copy (smart cut), 1 H.264, 2 H.265
-MAX_LIVE_PATH = 1024
-MAX_FILE_NAME = 255
-MAX_TEXT = 256
 MAX_B64 = 64 * 1024  # storage_info / slug_info: events stay small
-_MAX_EPOCH_MS = 2**53  # JSON numbers above this are not exact anyway
-_JOB_ID = re.compile(r"^[0-9A-F]{32}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# event field -> the legacy body field a caller wrote (errors name what the caller sent)
+LEGACY_FIELDS = {
+    "duration_ms": "Duration",
+    "start_pos_ms": "StartPos",
+    "start_time": "StartTime",
+    "live_path": "LivePath",
+    "export_type": "export_type",
+    "file_name": "FileName",
+    "service_caller": "ServiceCaller",
+    "user_id": "userid",
+    "peer_id": "PeerId",
+    "story": "story",
+    "story.id": "story.id",
+    "story.name": "story.name",
+    "slug": "story.slug_info",
+    "kind": "FetchMedia",
+}
+_TEXT_FIELDS = ("ServiceCaller", "userid", "PeerId", "S3Bucket", "S3Region", "FileName")
 
-
-@dataclass(frozen=True)
-class ArchiveSource:
-    """Where a job's manifest lives."""
-
-    manifest: str  # absolute: a filesystem path or s3://bucket/key
-    bucket: str | None = None
-    region: str | None = None
-    via: Literal["storage_info", "S3Bucket", "default"] = "default"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "manifest": self.manifest,
-            "bucket": self.bucket,
-            "region": self.region,
-            "via": self.via,
-        }
-
-    @classmethod
-    def from_dict(cls, d: object) -> ArchiveSource:
-        if not isinstance(d, dict):
-            raise InvalidRequest("source must be an object", field="source")
-        manifest = d.get("manifest")
-        if not isinstance(manifest, str) or not manifest:
-            raise InvalidRequest("source.manifest must be a non-empty string", field="source")
-        via = d.get("via", "default")
-        if via not in ("storage_info", "S3Bucket", "default"):
-            raise InvalidRequest(f"source.via {via!r} is unknown", field="source")
-        return cls(
-            manifest=manifest,
-            bucket=_opt_text(d, "bucket", "source.bucket"),
-            region=_opt_text(d, "region", "source.region"),
-            via=via,
-        )
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    """What travels on export.requests: validated, normalised, without credentials."""
-
-    job_id: str  # 32 upper-case hex chars (hash of the output-defining fields)
-    kind: Kind
-    live_path: str
-    start_pos_ms: int | None
-    start_time: str | None
-    duration_ms: int
-    export_type: int  # 0 copy (smart cut), 1 H.264, 2 H.265
-    file_name: str | None
-    service_caller: str | None
-    user_id: str | None
-    peer_id: str | None
-    story: dict[str, Any] | None  # {"id", "name"}; slug_info decoded into `slug`
-    slug: dict[str, Any] | None
-    source: ArchiveSource
-    image_key: str  # "export/<job_id>/<name>.jpg"
-    video_key: str | None  # "export/<job_id>/<name>.mp4" (or .ts); None for thumbnails
-    submitted_at_ms: int
-
-    def range(self) -> RangeRequest:
-        return range_request(self.start_pos_ms, self.start_time, self.duration_ms)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        d["source"] = self.source.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: object) -> ExportRequest:
-        """Rebuild (and re-validate) a request from to_dict(); unknown keys are ignored."""
-        if not isinstance(d, dict):
-            raise InvalidRequest("an export request must be an object", field="request")
-        job_id = d.get("job_id")
-        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-            raise InvalidRequest(
-                f"job_id {job_id!r} is not 32 upper-case hex digits", field="job_id"
-            )
-        kind = d.get("kind")
-        if kind not in ("thumbnail", "media"):
-            raise InvalidRequest(f"kind {kind!r} is not thumbnail or media", field="kind")
-        live_path = normalize_live_path(d.get("live_path"))
-        start_pos = d.get("start_pos_ms")
-        start_time = _opt_text(d, "start_time", "start_time")
-        duration = d.get("duration_ms")
-        for name, value in (("start_pos_ms", start_pos), ("duration_ms", duration)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InvalidRequest(f"{name} must be an integer, got {value!r}", field=name)
-        range_request(start_pos, start_time, duration)
-        export_type = d.get("export_type")
-        if isinstance(export_type, bool) or export_type not in EXPORT_TYPES:
-            raise InvalidRequest(
-                f"export_type {export_type!r} is not 0, 1 or 2", field="export_type"
-            )
-        image_key = d.get("image_key")
-        if not isinstance(image_key, str) or not image_key:
-            raise InvalidRequest("image_key must be a non-empty string", field="image_key")
-        video_key = _opt_text(d, "video_key", "video_key")
-        if kind == "media" and not video_key:
-            raise InvalidRequest("a media request needs a video_key", field="video_key")
-        submitted = d.get("submitted_at_ms")
-        if isinstance(submitted, bool) or not isinstance(submitted, int):
-            raise InvalidRequest("submitted_at_ms must be an integer", field="submitted_at_ms")
-        story, slug = d.get("story"), d.get("slug")
-        for name, value in (("story", story), ("slug", slug)):
-            if value is not None and not isinstance(value, dict):
-                raise InvalidRequest(f"{name} must be an object", field=name)
-        return cls(
-            job_id=job_id,
-            kind=kind,
-            live_path=live_path,
-            start_pos_ms=start_pos,
-            start_time=start_time,
-            duration_ms=duration,  # type: ignore[arg-type]  # checked by range_request
-            export_type=export_type,
-            file_name=_opt_text(d, "file_name", "file_name"),
-            service_caller=_opt_text(d, "service_caller", "service_caller"),
-            user_id=_opt_text(d, "user_id", "user_id"),
-            peer_id=_opt_text(d, "peer_id", "peer_id"),
-            story=story,
-            slug=slug,
-            source=ArchiveSource.from_dict(d.get("source")),
-            image_key=image_key,
-            video_key=video_key,
-            submitted_at_ms=submitted,
-        )
+__all__ = [
+    "ArchiveSource",
+    "ExportRequest",
+    "archive_manifest",
+    "check_source_allowed",
+    "decode_slug_info",
+    "decode_storage_info",
+    "normalize_live_path",
+    "parse_export_body",
+    "resolve_source",
+]
 
 
 def parse_export_body(
@@ -184,98 +85,100 @@ def parse_export_body(
             f"the body must be a JSON object, not {_json_type(body)}", field="body"
         )
     (sessions or session_check_for(settings)).check(body.get("SessionId"))
-
-    start_pos = _opt_number(body, "StartPos")
-    start_time = _opt_text(body, "StartTime", "StartTime", max_len=32)
-    duration = _opt_number(body, "Duration")
-    if start_pos is not None and start_pos >= _MAX_EPOCH_MS:
-        raise InvalidRequest(f"StartPos {start_pos} is not a time in ms", field="StartPos")
-    rng = range_request(start_pos, start_time, duration)
-
+    for name in _TEXT_FIELDS:
+        _opt_text(body, name)
     live_path = normalize_live_path(body.get("LivePath"))
-    fetch_media = _opt_bool(body, "FetchMedia", default=False)
+    kind: Kind = "media" if _opt_bool(body, "FetchMedia", default=False) else "thumbnail"
     _opt_bool(body, "FetchThumb", default=False)  # the first frame either way: type only
-    kind: Kind = "media" if fetch_media else "thumbnail"
-    export_type = _export_type(body.get("export_type"))
-    file_name = _opt_text(body, "FileName", "FileName", max_len=MAX_FILE_NAME)
-    if file_name == "":
-        file_name = None
-    service_caller = _opt_text(body, "ServiceCaller", "ServiceCaller")
-    user_id = _opt_text(body, "userid", "userid")
-    peer_id = _opt_text(body, "PeerId", "PeerId")
-    s3_bucket = _opt_text(body, "S3Bucket", "S3Bucket")
-    s3_region = _opt_text(body, "S3Region", "S3Region")
+    file_name = body.get("FileName") or None
     story, slug = _story(body.get("story"))
-
     raw_storage = body.get("storage_info")
     entries = None if raw_storage in (None, "") else decode_storage_info(raw_storage)
-    source = resolve_source(live_path, entries, settings, s3_bucket=s3_bucket, s3_region=s3_region)
-
-    job_id = job_id_for(
-        live_path=live_path,
-        start_pos_ms=rng.start_pos_ms,
-        start_time=start_time,
-        duration_ms=rng.duration_ms,
-        export_type=export_type,
-        kind=kind,
-        file_name=file_name,
-        story_id=(story or {}).get("id"),
-        source_manifest=source.manifest,
+    source = resolve_source(
+        live_path,
+        entries,
+        settings,
+        s3_bucket=body.get("S3Bucket"),
+        s3_region=body.get("S3Region"),
     )
-    image_key, video_key = output_keys(job_id, kind, file_name)
-    return ExportRequest(
-        job_id=job_id,
-        kind=kind,
-        live_path=live_path,
-        start_pos_ms=rng.start_pos_ms,
-        start_time=start_time.strip() if start_time else None,
-        duration_ms=rng.duration_ms,
-        export_type=export_type,
-        file_name=file_name,
-        service_caller=service_caller,
-        user_id=user_id,
-        peer_id=peer_id,
-        story=story,
-        slug=slug,
-        source=source,
-        image_key=image_key,
-        video_key=video_key,
-        submitted_at_ms=now_ms,
-    )
-
-
-def job_id_for(
-    *,
-    live_path: str,
-    start_pos_ms: int | None,
-    start_time: str | None,
-    duration_ms: int,
-    export_type: int,
-    kind: Kind,
-    file_name: str | None,
-    story_id: str | None,
-    source_manifest: str,
-) -> str:
-    """32 upper-case hex digits of sha256 over the output-defining fields, canonically dumped.
-
-    StartTime counts by its value ("0:13:12" and "00:13:12" are the same job); the SessionId,
-    userid, PeerId, FetchThumb and the _-prefixed envelope fields are not part of it.
-    """
-    start_s = parse_start_time(start_time)
-    canonical = {
-        "v": 1,
-        "live_path": live_path,
-        "start_pos_ms": start_pos_ms,
-        "start_time_ms": round(start_s * 1000) if start_s is not None else None,
-        "duration_ms": duration_ms,
-        "export_type": export_type,
+    fields: dict[str, Any] = {
         "kind": kind,
+        "live_path": live_path,
+        "start_pos_ms": _exact(body, "StartPos"),
+        "start_time": _start_time(body.get("StartTime")),
+        "duration_ms": _exact(body, "Duration"),
+        "export_type": _exact(body, "export_type", default=0),
         "file_name": file_name,
-        "story_id": story_id,
-        "source": source_manifest,
+        "service_caller": body.get("ServiceCaller"),
+        "user_id": body.get("userid"),
+        "peer_id": body.get("PeerId"),
+        "story": story,
+        "slug": slug,
+        "source": source,
+        "submitted_at_ms": now_ms,
     }
-    digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return digest[:32].upper()
+    return request_from_fields(fields)
+
+
+def request_from_fields(fields: dict[str, Any]) -> ExportRequest:
+    """Complete ``fields`` with the JobId and output keys and apply the request's rules,
+    naming a bad field as the legacy body calls it."""
+    from schemas import REQUESTS, convert
+
+    job_id = _job_id(fields)
+    image_key, video_key = output_keys(job_id, fields["kind"], fields["file_name"])
+    fields = {**fields, "job_id": job_id, "image_key": image_key, "video_key": video_key}
+    try:
+        req: ExportRequest = convert(REQUESTS, fields)
+    except ExportError as e:
+        raise _as_legacy(e, fields) from e
+    return req
+
+
+def _job_id(fields: dict[str, Any]) -> str:
+    try:
+        doc = identity_document(
+            live_path=fields["live_path"],
+            start_pos_ms=fields["start_pos_ms"],
+            start_time=fields["start_time"],
+            duration_ms=fields["duration_ms"],
+            export_type=fields["export_type"],
+            kind=fields["kind"],
+            file_name=fields["file_name"],
+            story_id=(fields["story"] or {}).get("id"),
+            bucket=fields["source"].bucket,
+            prefix=fields["source"].prefix,
+        )
+        return job_id_of(doc)
+    except (TypeError, ValueError):
+        # A value of the wrong type cannot be canonicalised; convert() names it next.
+        return "0" * 32
+
+
+def _as_legacy(e: ExportError, fields: Mapping[str, Any]) -> ExportError:
+    """The same error under the legacy field name, with the value the caller sent."""
+    path = e.field or ""
+    head = path.split("[", 1)[0]
+    legacy = LEGACY_FIELDS.get(path) or LEGACY_FIELDS.get(head.split(".", 1)[0])
+    if path.startswith("source"):
+        legacy = "storage_info"
+    if legacy is None:
+        return e
+    detail = e.message.split(": ", 2)[-1] if e.message.startswith("export.requests") else e.message
+    value = fields.get(head.split(".", 1)[0])
+    shown = "" if isinstance(value, dict | list) or value is None else f" {value!r}"
+    message = detail if detail.startswith(legacy) else f"{legacy}{shown[:80]}: {_human(detail)}"
+    return type(e)(message, field=legacy, obj=None)
+
+
+def _human(detail: str) -> str:
+    if "got `float`" in detail and "Expected `int`" in detail:
+        return "must be a whole number"
+    if "matching regex" in detail:
+        if "x00-" in detail:
+            return "must not contain control characters"
+        return "is not in the required form"
+    return detail.replace("`", "")
 
 
 def normalize_live_path(value: object) -> str:
@@ -335,59 +238,86 @@ def resolve_source(
     entries: list[dict[str, Any]] | None,
     settings: Settings,
     *,
-    s3_bucket: str | None = None,
-    s3_region: str | None = None,
+    s3_bucket: object = None,
+    s3_region: object = None,
 ) -> ArchiveSource:
-    """The manifest's location: the storage_info entry whose storage_purpose is LivePath's
-    first element; else the deprecated S3Bucket when the allow-list names it; else the
-    default archive (settings.archive_url)."""
-    allowed = settings.allowed_buckets
+    """The archive's logical location: the storage_info entry whose storage_purpose is
+    LivePath's first element; else the deprecated S3Bucket when the allow-list names it;
+    else the default archive (settings.archive_url, ``bucket`` None)."""
     if entries is not None:
-        purpose = live_path.split("/", 1)[0]
-        entry = next(
-            (e for e in entries if e.get("storage_purpose") == purpose and _enabled(e)), None
+        return _storage_info_source(live_path, entries, settings)
+    allowed = settings.allowed_buckets
+    if isinstance(s3_bucket, str) and s3_bucket and allowed is not None and s3_bucket in allowed:
+        ok = isinstance(s3_region, str) and _REGION.match(s3_region)
+        region = s3_region if ok else settings.s3_region
+        return ArchiveSource(bucket=s3_bucket, region=region)  # type: ignore[arg-type]
+    return ArchiveSource()
+
+
+def _storage_info_source(
+    live_path: str, entries: list[dict[str, Any]], settings: Settings
+) -> ArchiveSource:
+    purpose = live_path.split("/", 1)[0]
+    entry = next((e for e in entries if e.get("storage_purpose") == purpose and _enabled(e)), None)
+    if entry is None:
+        raise InvalidRequest(
+            f"storage_info has no enabled entry with storage_purpose {purpose!r} "
+            "(LivePath's first element)",
+            field="storage_info",
         )
-        if entry is None:
-            raise InvalidRequest(
-                f"storage_info has no enabled entry with storage_purpose {purpose!r} "
-                "(LivePath's first element)",
-                field="storage_info",
-            )
-        stype = entry.get("storage_type", "S3")
-        if not isinstance(stype, str) or stype.upper() != "S3":
-            raise InvalidRequest(
-                f"storage_info entry {purpose!r}: storage_type {stype!r} is not supported "
-                "(only S3)",
-                field="storage_info",
-            )
-        bucket = entry.get("storage_name")
-        if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
-            raise InvalidRequest(
-                f"storage_info entry {purpose!r}: storage_name {bucket!r} is not a bucket name",
-                field="storage_info",
-            )
-        if allowed is not None and bucket not in allowed:
-            raise Unauthorized(
-                f"bucket {bucket!r} (storage_info) is not in EXPORT_ALLOWED_BUCKETS",
-                field="storage_info",
-            )
-        region = entry.get("storage_location") or None
-        if region is not None and (not isinstance(region, str) or not _REGION.match(region)):
-            raise InvalidRequest(
-                f"storage_info entry {purpose!r}: storage_location {region!r} is not a region",
-                field="storage_info",
-            )
-        root = _root_folder(entry.get("storage_root_folder"), purpose)
-        key = f"{root}/{live_path}" if root else live_path
-        return ArchiveSource(f"s3://{bucket}/{key}", bucket, region, "storage_info")
-    if s3_bucket and allowed is not None and s3_bucket in allowed:
-        region = s3_region if s3_region and _REGION.match(s3_region) else settings.s3_region
-        return ArchiveSource(f"s3://{s3_bucket}/{live_path}", s3_bucket, region, "S3Bucket")
+    stype = entry.get("storage_type", "S3")
+    if not isinstance(stype, str) or stype.upper() != "S3":
+        raise InvalidRequest(
+            f"storage_info entry {purpose!r}: storage_type {stype!r} is not supported (only S3)",
+            field="storage_info",
+        )
+    bucket = entry.get("storage_name")
+    if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
+        raise InvalidRequest(
+            f"storage_info entry {purpose!r}: storage_name {bucket!r} is not a bucket name",
+            field="storage_info",
+        )
+    region = entry.get("storage_location") or None
+    if region is not None and (not isinstance(region, str) or not _REGION.match(region)):
+        raise InvalidRequest(
+            f"storage_info entry {purpose!r}: storage_location {region!r} is not a region",
+            field="storage_info",
+        )
+    source = ArchiveSource(
+        bucket=bucket, region=region, prefix=_root_folder(entry.get("storage_root_folder"), purpose)
+    )
+    check_source_allowed(source, settings, field="storage_info")
+    return source
+
+
+def check_source_allowed(source: ArchiveSource, settings: Settings, *, field: str) -> None:
+    """A bucket outside EXPORT_ALLOWED_BUCKETS is refused, whichever door it came through."""
+    allowed = settings.allowed_buckets
+    if source.bucket is not None and allowed is not None and source.bucket not in allowed:
+        raise Unauthorized(
+            f"bucket {source.bucket!r} ({field}) is not in EXPORT_ALLOWED_BUCKETS", field=field
+        )
+
+
+def archive_manifest(source: ArchiveSource, live_path: str, settings: Settings) -> str:
+    """The manifest's location for a request: under the source's bucket and prefix, or
+    under the default archive.  ``live_path`` and ``prefix`` are clean relative paths (the
+    request's rules), so the result never leaves the bucket or the archive root."""
+    if source.bucket is not None:
+        key = f"{source.prefix}/{live_path}" if source.prefix else live_path
+        return f"s3://{source.bucket}/{key}"
     base = settings.archive_url
     if is_s3(base):
-        bucket, _ = split_s3(base)
-        return ArchiveSource(f"{base.rstrip('/')}/{live_path}", bucket, settings.s3_region)
-    return ArchiveSource(os.path.join(os.path.abspath(base), *live_path.split("/")))
+        return f"{base.rstrip('/')}/{live_path}"
+    return os.path.join(os.path.abspath(base), *live_path.split("/"))
+
+
+def archive_region(source: ArchiveSource, settings: Settings) -> str | None:
+    return source.region or settings.s3_region
+
+
+def default_bucket(settings: Settings) -> str | None:
+    return split_s3(settings.archive_url)[0] if is_s3(settings.archive_url) else None
 
 
 # --- field helpers -----------------------------------------------------------------------
@@ -409,30 +339,41 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _opt_text(d: Mapping[str, Any], key: str, name: str, *, max_len: int = MAX_TEXT) -> str | None:
-    value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
+def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
+    """A text field is a string or absent; its length and characters are the request's
+    rules (schemas/request.py)."""
+    value = d.get(name)
+    if value is not None and not isinstance(value, str):
         raise InvalidRequest(f"{name} must be a string, not {_json_type(value)}", field=name)
-    if len(value) > max_len:
-        raise InvalidRequest(f"{name} is longer than {max_len} characters", field=name)
-    if _CONTROL.search(value):
-        raise InvalidRequest(f"{name} must not contain control characters", field=name)
     return value
 
 
-def _opt_number(d: Mapping[str, Any], name: str) -> int | float | None:
+def _exact(d: Mapping[str, Any], name: str, *, default: int | None = None) -> Any:
+    """A JSON number as an int when it is one exactly (JavaScript senders write 9000.0);
+    anything else goes on unchanged for the request's rules to refuse, naming ``name``."""
     value = d.get(name)
     if value is None:
-        return None
+        return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(
-            f"{name} must be a number (ms), not {_json_type(value)} {value!r}", field=name
+            f"{name} must be a number, not {_json_type(value)} {value!r}"[:200], field=name
         )
-    if not math.isfinite(value):
-        raise InvalidRequest(f"{name} must be a finite number", field=name)
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= MAX_EPOCH_MS:
+            raise InvalidRequest(f"{name} {value!r} is not a time in ms", field=name)
+        if value.is_integer():
+            return int(value)
     return value
+
+
+def _start_time(value: object) -> object:
+    if value == "":
+        return None
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(
+            f"StartTime must be a string HH:MM:SS, not {_json_type(value)}", field="StartTime"
+        )
+    return value.strip() if isinstance(value, str) else None
 
 
 def _opt_bool(d: Mapping[str, Any], name: str, *, default: bool) -> bool:
@@ -446,29 +387,18 @@ def _opt_bool(d: Mapping[str, Any], name: str, *, default: bool) -> bool:
     return value
 
 
-def _export_type(value: object) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(
-            f"export_type must be the number 0, 1 or 2, not {_json_type(value)} {value!r}",
-            field="export_type",
-        )
-    if value not in EXPORT_TYPES:
-        raise InvalidRequest(
-            f"export_type {value!r} is not 0 (copy), 1 (H.264) or 2 (H.265)", field="export_type"
-        )
-    return int(value)
-
-
 def _story(value: object) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     if value is None:
         return None, None
     if not isinstance(value, Mapping):
         raise InvalidRequest(f"story must be an object, not {_json_type(value)}", field="story")
-    story: dict[str, Any] = {}
+    story = {}
     for key in ("id", "name"):
-        text = _opt_text(value, key, f"story.{key}")
+        text = value.get(key)
+        if text is not None and not isinstance(text, str):
+            raise InvalidRequest(
+                f"story.{key} must be a string, not {_json_type(text)}", field=f"story.{key}"
+            )
         if text is not None:
             story[key] = text
     raw_slug = value.get("slug_info")

@@ -1,28 +1,34 @@
-"""Event contracts: topic names, faust Records, JSON Schema files, and the orjson wire codec.
+"""Event contracts: topic names, one msgspec definition per message, generated JSON Schemas.
 
-``decode(topic, raw)`` is the one way a stage turns bytes into an event: orjson, then the
-topic's JSON Schema, then the Record.  Anything that fails raises :class:`InvalidEvent`
-with a reason naming the offending field, which the agent sends to ``export.deadletter``.
+``decode(topic, raw)`` is the one way a stage turns bytes into an event and
+``convert(topic, obj)`` the one way a Python object (a legacy body turned into fields, an
+event a stage built) becomes one: both apply the same definition, so what the ingress
+accepts and what a topic accepts are the same rules.  Anything that fails raises
+:class:`InvalidEvent` naming the offending field by its path (``request.duration_ms``),
+which the agent sends to ``export.deadletter``, ending the job when its job_id is known.
+Importing this package loads neither faust nor aiokafka.
 """
 
 from __future__ import annotations
 
-import json
-from functools import cache
+import contextlib
+import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pipeline.errors import InvalidRequest
-from schemas import codec
+import msgspec
+
+from pipeline.errors import ExportError, InvalidRequest
 from schemas.events import (
-    SCHEMA_VERSION,
+    Artifact,
     CompletedEvent,
     DeadLetter,
-    RequestEvent,
+    ErrorInfo,
     StageTask,
     StatusEvent,
     UploadTask,
 )
+from schemas.request import JOB_ID_PATTERN, SCHEMA_VERSION, ArchiveSource, ExportRequest, Story
 
 REQUESTS = "export.requests"
 FRAMES = "export.frames"
@@ -34,8 +40,8 @@ DEADLETTER = "export.deadletter"
 
 TOPICS: tuple[str, ...] = (REQUESTS, FRAMES, TRANSCODES, UPLOADS, STATUS, COMPLETED, DEADLETTER)
 
-RECORDS: dict[str, type[Any]] = {
-    REQUESTS: RequestEvent,
+TYPES: dict[str, type[msgspec.Struct]] = {
+    REQUESTS: ExportRequest,
     FRAMES: StageTask,
     TRANSCODES: StageTask,
     UPLOADS: UploadTask,
@@ -45,78 +51,105 @@ RECORDS: dict[str, type[Any]] = {
 }
 
 _DIR = Path(__file__).resolve().parent
-R = TypeVar("R")
+_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+_ENCODER = msgspec.json.Encoder()
 
 __all__ = [
     "COMPLETED",
     "DEADLETTER",
     "FRAMES",
-    "RECORDS",
     "REQUESTS",
     "SCHEMA_VERSION",
     "STATUS",
     "TOPICS",
     "TRANSCODES",
+    "TYPES",
     "UPLOADS",
+    "ArchiveSource",
+    "Artifact",
     "CompletedEvent",
     "DeadLetter",
+    "ErrorInfo",
+    "ExportRequest",
     "InvalidEvent",
-    "RequestEvent",
     "StageTask",
     "StatusEvent",
+    "Story",
     "UploadTask",
+    "convert",
     "decode",
     "encode",
+    "job_id_hint",
     "schema_path",
-    "validate",
 ]
 
 
 class InvalidEvent(InvalidRequest):
-    """An event's bytes are not JSON, or do not match the topic's schema."""
+    """An event's bytes are not JSON, or do not match the topic's definition."""
 
 
 def schema_path(topic: str) -> Path:
     return _DIR / f"{topic}.schema.json"
 
 
-@cache
-def _validator(topic: str) -> Any:
-    from jsonschema import Draft202012Validator
-
-    schema = json.loads(schema_path(topic).read_text())
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
-
-
-def validate(topic: str, obj: Any) -> None:
-    """Raise InvalidEvent naming the first offending field (by JSON path)."""
-    errors = list(_validator(topic).iter_errors(obj))
-    if not errors:
-        return
-    # A wrong field says more than a missing one; both name the field.
-    err = min(errors, key=lambda e: (not e.absolute_path, [str(p) for p in e.absolute_path]))
-    path = [str(p) for p in err.absolute_path]
-    if err.validator == "required" and isinstance(err.instance, dict):
-        missing = [p for p in err.validator_value if p not in err.instance]
-        path += missing[:1]
-    where = ".".join(path) or "(event)"
-    raise InvalidEvent(f"{topic} event: {where}: {err.message}", field=where, obj=topic)
-
-
 def decode(topic: str, raw: bytes | None) -> Any:
-    """Bytes from ``topic`` to its Record; InvalidEvent when they are not a valid event."""
+    """Bytes from ``topic`` to its Struct; InvalidEvent when they are not a valid event."""
     if raw is None:
         raise InvalidEvent(f"{topic} event has no value", obj=topic)
     try:
-        obj = codec.loads(raw)
-    except ValueError as e:
+        return msgspec.json.decode(raw, type=TYPES[topic])
+    except msgspec.ValidationError as e:
+        raise _invalid(topic, e) from e
+    except msgspec.DecodeError as e:
         raise InvalidEvent(f"{topic} event is not JSON: {e}", obj=topic) from e
-    validate(topic, obj)
-    return RECORDS[topic].from_data(obj)
+    except RecursionError as e:
+        raise InvalidEvent(f"{topic} event is nested too deeply", obj=topic) from e
+    except ExportError as e:  # a rule across fields (__post_init__)
+        raise _invalid_rule(topic, e) from e
 
 
-def encode(event: Any) -> bytes:
-    """A Record (or a plain dict) to orjson bytes."""
-    data = event.asdict() if hasattr(event, "asdict") else event
-    return codec.dumps(data)
+def convert(topic: str, obj: Any) -> Any:
+    """A dict (or Struct) to ``topic``'s Struct, by the same rules as :func:`decode`."""
+    target = TYPES[topic]
+    if isinstance(obj, target):
+        return obj
+    try:
+        return msgspec.convert(obj, target)
+    except msgspec.ValidationError as e:
+        raise _invalid(topic, e) from e
+    except RecursionError as e:
+        raise InvalidEvent(f"{topic} event is nested too deeply", obj=topic) from e
+    except ExportError as e:
+        raise _invalid_rule(topic, e) from e
+
+
+def encode(topic: str, event: Any) -> bytes:
+    """An event (Struct or dict) to JSON bytes, validated against ``topic`` first: a stage
+    that builds a bad event fails there, naming the field, instead of poisoning the topic."""
+    return _ENCODER.encode(convert(topic, event))
+
+
+def job_id_hint(raw: bytes | None, key: bytes | None = None) -> str | None:
+    """The job an unreadable event belongs to, when that much can be read: the event's own
+    ``job_id``, else its key.  Used to end the job of a refused event."""
+    candidates: list[object] = []
+    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        candidates.append(msgspec.json.decode(raw or b"", type=dict[str, Any]).get("job_id"))
+    if key is not None:
+        candidates.append(key.decode("utf-8", "replace"))
+    return next((c for c in candidates if isinstance(c, str) and _JOB_ID.match(c)), None)
+
+
+def _invalid(topic: str, e: msgspec.ValidationError) -> InvalidEvent:
+    text = str(e)
+    m = _PATH.search(text)
+    where = m.group("path").replace("`", "") if m else ""
+    message = text[: m.start()] if m else text
+    return InvalidEvent(
+        f"{topic} event: {where or '(event)'}: {message}", field=where or None, obj=topic
+    )
+
+
+def _invalid_rule(topic: str, e: ExportError) -> InvalidEvent:
+    return InvalidEvent(f"{topic} event: {e.message}", field=e.field, obj=topic)

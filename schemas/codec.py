@@ -1,11 +1,10 @@
-"""orjson on the wire: the codec faust uses for tables and the one the stages encode with."""
+"""orjson for tables and files: the codec faust uses for table values (events are msgspec)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from faust.serializers import codecs
 
 NAME = "orjson"
 
@@ -19,18 +18,17 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
 
 
-class OrjsonCodec(codecs.Codec):
-    def _dumps(self, obj: Any) -> bytes:
-        return dumps(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return loads(s)
-
-
 def register() -> None:
-    """Make ``serializer="orjson"`` available to faust (idempotent)."""
+    """Make ``serializer="orjson"`` available to faust (idempotent).  Imported here, not at
+    module level, so that the domain can use this codec without loading faust."""
+    from faust.serializers import codecs
+
+    class OrjsonCodec(codecs.Codec):
+        def _dumps(self, obj: Any) -> bytes:
+            return dumps(obj)
+
+        def _loads(self, s: bytes) -> Any:
+            return loads(s)
+
     if NAME not in codecs.codecs:
         codecs.register(NAME, OrjsonCodec())
-
-
-register()

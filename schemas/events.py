@@ -1,133 +1,178 @@
-"""The events on every topic, as faust Records (orjson on the wire, keyed by ``job_id``).
+"""The events on every topic but export.requests (schemas/request.py), as msgspec Structs.
 
-Events carry references (output-store keys), never media bytes.  Each topic also has a JSON
-Schema file beside this module (``<topic>.schema.json``) for producers and consumers outside
-Python; :func:`schemas.decode` validates against it before building the Record.
+Events carry references (output-store keys), never media bytes; every event is keyed by
+``job_id``.  The JSON Schema files beside this module are generated from these definitions
+(``python -m schemas.generate``; a test fails when a checked-in file is stale), so the rules
+a consumer outside Python reads are the rules :func:`schemas.decode` enforces.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import faust
+import msgspec
+from msgspec import Meta
 
-SCHEMA_VERSION = 1
+from pipeline.errors import InvalidRequest
+from schemas.request import SCHEMA_VERSION, ExportRequest, JobId, Story, Text
 
-
-class _Event(faust.Record, abstract=True, include_metadata=False, serializer="orjson"):
-    pass
-
-
-class RequestEvent(_Event):
-    """``export.requests``: mirrors pipeline.jobs.ExportRequest (no SessionId, no secrets)."""
-
-    schema_version: int
-    job_id: str
-    kind: str  # "thumbnail" | "media"
-    live_path: str
-    duration_ms: int
-    source: dict[str, Any]  # ArchiveSource: {"manifest", "bucket", "region"}
-    image_key: str
-    start_pos_ms: int | None = None
-    start_time: str | None = None
-    export_type: int = 0
-    file_name: str | None = None
-    service_caller: str | None = None
-    user_id: str | None = None
-    peer_id: str | None = None
-    story: dict[str, Any] | None = None
-    slug: dict[str, Any] | None = None
-    video_key: str | None = None
-    submitted_at_ms: int = 0
+Ms = Annotated[int, Meta(ge=0)]
+Timings = dict[str, dict[str, int]]  # stage -> {"start_ms", "end_ms"}
+State = Literal[
+    "accepted",
+    "resolving",
+    "waiting_live",
+    "grabbing",
+    "transcoding",
+    "uploading",
+    "done",
+    "failed",
+]
+STAGING_KEY_PATTERN = r"^staging/[0-9A-F]{32}/(image\.jpg|video\.(mp4|ts))$"
 
 
-class StageTask(_Event):
+class ErrorInfo(msgspec.Struct, frozen=True):
+    """ExportError.to_dict(): what failed, with the legacy ErrorCode and the field/object."""
+
+    type: Annotated[str, Meta(max_length=64)]
+    code: int
+    message: Annotated[str, Meta(max_length=8192)]
+    field: Annotated[str, Meta(max_length=256)] | None = None
+    object: Annotated[str, Meta(max_length=2048)] | None = None
+
+
+class StageTask(msgspec.Struct, frozen=True, kw_only=True):
     """``export.frames`` / ``export.transcodes``: the request plus what resolve decided.
+    The stage re-resolves the manifest itself (milliseconds), so the event stays small."""
 
-    The stage re-resolves the manifest itself (milliseconds), so the event stays small.
-    """
+    schema_version: Literal[2] = SCHEMA_VERSION
+    job_id: JobId
+    request: ExportRequest
+    lack_length_ms: Ms = 0  # still missing beyond the live edge when resolve gave up
+    live_waited_ms: Ms = 0
+    timings: Timings = {}
 
-    schema_version: int
-    job_id: str
-    request: dict[str, Any]  # RequestEvent fields
-    lack_length_ms: int = 0  # what was still missing beyond the live edge when resolve gave up
-    live_waited_ms: int = 0
-    timings: dict[str, dict[str, int]] = {}  # noqa: RUF012 (faust copies field defaults)
+    def __post_init__(self) -> None:
+        _same_job(self.job_id, self.request)
 
 
-class Artifact(_Event):
+class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     """One file a stage left in the output store under ``staging/<job_id>/``."""
 
-    role: str  # "image" | "video"
-    staging_key: str
-    final_key: str
-    content_type: str
-    size: int
-    sha256: str
-    facts: dict[str, Any] = {}  # noqa: RUF012 (ThumbnailResult/ClipResult fields, JSON-ready)
+    role: Literal["image", "video"]
+    staging_key: Annotated[str, Meta(pattern=STAGING_KEY_PATTERN)]
+    final_key: str  # checked against the request's deterministic keys by UploadTask
+    content_type: Literal["image/jpeg", "video/mp4", "video/mp2t"]
+    size: Ms
+    sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+    facts: dict[str, Any] = {}
 
 
-class UploadTask(_Event):
-    """``export.uploads``: finished (or failed) stage work waiting to be published."""
+class UploadTask(msgspec.Struct, frozen=True, kw_only=True):
+    """``export.uploads``: finished (or failed) stage work waiting to be published.
 
-    schema_version: int
-    job_id: str
-    request: dict[str, Any]
-    artifacts: list[dict[str, Any]] = []  # noqa: RUF012 (Artifact dicts)
-    delivered_ms: int = 0
-    missing_ms: int = 0
-    lack_length_ms: int = 0
-    gaps: list[dict[str, Any]] = []  # noqa: RUF012
-    timings: dict[str, dict[str, int]] = {}  # noqa: RUF012
-    error: dict[str, Any] | None = None  # ExportError.to_dict() when the job failed
+    ``request`` is null only for a job that ends because its own event was refused (the
+    request could not be read): then ``error`` says why."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    job_id: JobId
+    request: ExportRequest | None
+    artifacts: list[Artifact] = []
+    delivered_ms: Ms = 0
+    missing_ms: Ms = 0
+    lack_length_ms: Ms = 0
+    gaps: list[dict[str, Any]] = []
+    timings: Timings = {}
+    error: ErrorInfo | None = None
+
+    def __post_init__(self) -> None:
+        if self.request is None:
+            if self.error is None:
+                raise InvalidRequest(
+                    "an upload task without a request needs an error", field="error"
+                )
+            if self.artifacts:
+                raise InvalidRequest(
+                    "an upload task without a request has no artifacts", field="artifacts"
+                )
+            return
+        _same_job(self.job_id, self.request)
+        finals = {self.request.image_key, self.request.video_key}
+        for i, art in enumerate(self.artifacts):
+            if not art.staging_key.startswith(f"staging/{self.job_id}/"):
+                raise InvalidRequest(
+                    f"artifacts[{i}].staging_key {art.staging_key!r} is not this job's",
+                    field=f"artifacts[{i}].staging_key",
+                )
+            if art.final_key not in finals:
+                raise InvalidRequest(
+                    f"artifacts[{i}].final_key {art.final_key!r} is not an output key of this job",
+                    field=f"artifacts[{i}].final_key",
+                )
 
 
-class StatusEvent(_Event):
-    """``export.status``: one progress report; the status table folds these per job."""
+class StatusEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """``export.status``: one progress report; the status table folds these per job.
 
-    schema_version: int
-    job_id: str
-    state: str
-    at_ms: int
-    kind: str | None = None
-    stage: str | None = None
-    progress: float | None = None
-    stage_start_ms: int | None = None
-    stage_end_ms: int | None = None
-    lack_length_ms: int | None = None
+    The first report of a job (``accepted`` from the ingress, ``resolving`` from the resolve
+    stage) carries its ``request``, so the supervisor can re-drive a job that stalls."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    job_id: JobId
+    state: State
+    at_ms: Ms
+    kind: Literal["thumbnail", "media"] | None = None
+    stage: Text | None = None
+    progress: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    stage_start_ms: Ms | None = None
+    stage_end_ms: Ms | None = None
+    lack_length_ms: Ms | None = None
     image_key: str | None = None
     video_key: str | None = None
-    error: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    request: ExportRequest | None = None
+
+    def __post_init__(self) -> None:
+        if self.request is not None:
+            _same_job(self.job_id, self.request)
 
 
-class CompletedEvent(_Event):
-    """``export.completed``: exactly one per job, also when the job failed (for analysts)."""
+class CompletedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """``export.completed``: one per job, also when the job failed (for analysts)."""
 
-    schema_version: int
-    job_id: str
-    outcome: str  # "ok" | "failed"
-    request: dict[str, Any]
-    completed_at_ms: int
-    outputs: dict[str, Any] = {}  # noqa: RUF012 ("image"/"video" -> key, location, size, sha256, facts)
-    delivered_ms: int = 0
-    missing_ms: int = 0
-    lack_length_ms: int = 0
-    gaps: list[dict[str, Any]] = []  # noqa: RUF012
-    timings: dict[str, dict[str, int]] = {}  # noqa: RUF012
-    error: dict[str, Any] | None = None
-    story: dict[str, Any] | None = None
+    schema_version: Literal[2] = SCHEMA_VERSION
+    job_id: JobId
+    outcome: Literal["ok", "failed"]
+    request: ExportRequest | None  # null only when the job's own event was refused
+    completed_at_ms: Ms
+    # "image"/"video" -> {key, location, size, sha256, facts} (null when not produced)
+    outputs: dict[str, dict[str, Any] | None] = {}
+    delivered_ms: Ms = 0
+    missing_ms: Ms = 0
+    lack_length_ms: Ms = 0
+    gaps: list[dict[str, Any]] = []
+    timings: Timings = {}
+    error: ErrorInfo | None = None
+    story: Story | None = None
     slug: dict[str, Any] | None = None
 
 
-class DeadLetter(_Event):
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """``export.deadletter``: an event no stage could use, with the reason and its bytes."""
 
-    schema_version: int
+    schema_version: Literal[2] = SCHEMA_VERSION
     topic: str
     reason: str
     original_b64: str  # the original value bytes, base64
-    at_ms: int
+    at_ms: Ms
     partition: int | None = None
     offset: int | None = None
     key: str | None = None
-    error: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+
+
+def _same_job(job_id: str, request: ExportRequest) -> None:
+    if request.job_id != job_id:
+        raise InvalidRequest(
+            f"job_id {job_id} differs from request.job_id {request.job_id}", field="job_id"
+        )

@@ -15,6 +15,7 @@ from pipeline.storage import Blobs, OutputStore
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
+    from schemas.request import ArchiveSource, ExportRequest
 
 T = TypeVar("T")
 Publish = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
@@ -54,12 +55,20 @@ class StageContext:
             _readers={settings.s3_region: blobs},
         )
 
-    def reader(self, source: dict[str, Any]) -> Blobs:
+    def reader(self, source: ArchiveSource) -> Blobs:
         """Archive reader for a job's source (one boto3 client per region)."""
-        region = source.get("region") or self.settings.s3_region
+        region = source.region or self.settings.s3_region
         if region not in self._readers:
             self._readers[region] = Blobs(self.settings.s3_endpoint_url, region)
         return self._readers[region]
+
+    def archive(self, req: ExportRequest) -> tuple[Blobs, str]:
+        """The reader and manifest location of a request's archive, after the same
+        allow-list check the ingress makes (an event may come straight from Kafka)."""
+        from pipeline.legacy import archive_manifest, check_source_allowed
+
+        check_source_allowed(req.source, self.settings, field="source.bucket")
+        return self.reader(req.source), archive_manifest(req.source, req.live_path, self.settings)
 
     def slots(self, kind: SlotKind) -> asyncio.Semaphore:
         # Created lazily: a Semaphore must be made inside the running loop's lifetime.

@@ -1,4 +1,5 @@
-"""Building and reading the events the stages exchange (dicts matching schemas/)."""
+"""Building and reading the events the stages exchange (dicts that schemas/ validates on
+every send, see :func:`schemas.encode`)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.jobs import State, StatusUpdate
-from schemas import SCHEMA_VERSION
+from schemas import REQUESTS, SCHEMA_VERSION, convert
 
 if TYPE_CHECKING:
     from pipeline.errors import ExportError
-    from pipeline.legacy import ExportRequest
+    from schemas.request import ExportRequest
 
 
-def request_from_event(event: dict[str, Any]) -> ExportRequest:
-    from pipeline.legacy import ExportRequest
-
-    data = {k: v for k, v in event.items() if k != "schema_version"}
-    return ExportRequest.from_dict(data)
+def request_from_event(event: dict[str, Any] | ExportRequest) -> ExportRequest:
+    """The request inside an event, by the rules of export.requests (InvalidEvent if not)."""
+    req: ExportRequest = convert(REQUESTS, event)
+    return req
 
 
 def request_event(req: ExportRequest) -> dict[str, Any]:
     """The export.requests event for a request (what the ingress publishes)."""
-    return {"schema_version": SCHEMA_VERSION, **req.to_dict()}
+    return req.to_dict()
 
 
 def status_event(job_id: str, state: State, *, at_ms: int, **fields: Any) -> dict[str, Any]:
-    """An export.status event; StatusUpdate validates it (the status agent folds it)."""
+    """An export.status event; StatusUpdate validates it (the status agent folds it).
+    A job's first report carries ``request`` (as a dict), for the supervisor's re-drive."""
     update = StatusUpdate(job_id=job_id, state=state, at_ms=at_ms, **fields)
     return {"schema_version": SCHEMA_VERSION, **update.to_dict()}
 
 
 def upload_task(
-    req: ExportRequest,
+    req: ExportRequest | None,
     *,
     artifacts: list[dict[str, Any]] | None = None,
     timings: dict[str, dict[str, int]] | None = None,
@@ -42,12 +43,16 @@ def upload_task(
     lack_length_ms: int = 0,
     gaps: list[Any] | None = None,
     error: ExportError | None = None,
+    job_id: str | None = None,
 ) -> dict[str, Any]:
-    """The export.uploads event: staged artifacts, or the error a stage failed with."""
+    """The export.uploads event: staged artifacts, or the error a stage failed with
+    (``req`` None with ``job_id``: the job's own event was refused, so only its id is known)."""
+    if req is None and job_id is None:
+        raise ValueError("upload_task needs a request or a job_id")
     return {
         "schema_version": SCHEMA_VERSION,
-        "job_id": req.job_id,
-        "request": request_event(req),
+        "job_id": req.job_id if req is not None else job_id,
+        "request": request_event(req) if req is not None else None,
         "artifacts": artifacts or [],
         "delivered_ms": delivered_ms,
         "missing_ms": missing_ms,

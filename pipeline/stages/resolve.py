@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import RangeNotInArchive
 from pipeline.stages.context import Publish, StageContext
-from pipeline.stages.events import lack_ms, request_event, status_event
-from schemas import SCHEMA_VERSION
+from pipeline.stages.events import lack_ms, status_event
 
 if TYPE_CHECKING:
-    from pipeline.legacy import ExportRequest
     from pipeline.manifest import RangeRequest
     from pipeline.model import Resolution
+    from schemas.request import ExportRequest
 
 LIVE_POLL_S = 0.5  # how often a waiting job re-reads a growing manifest
 _EPS = 1e-6
@@ -45,8 +44,8 @@ def range_of(req: ExportRequest) -> RangeRequest:
 async def resolve_once(ctx: StageContext, req: ExportRequest) -> Resolution:
     from pipeline.manifest import resolve
 
-    source = req.source.to_dict()
-    return await ctx.io(resolve, ctx.reader(source), source["manifest"], range_of(req))
+    reader, manifest = ctx.archive(req)
+    return await ctx.io(resolve, reader, manifest, range_of(req))
 
 
 async def resolve_recorded(ctx: StageContext, req: ExportRequest) -> Resolution:
@@ -59,9 +58,8 @@ async def resolve_recorded(ctx: StageContext, req: ExportRequest) -> Resolution:
     if req.kind == "thumbnail":
         from pipeline.media import resolve_thumbnail_point
 
-        source = req.source.to_dict()
-        reader = ctx.reader(source)
-        res = await ctx.io(resolve_thumbnail_point, reader, source["manifest"], range_of(req))
+        reader, manifest = ctx.archive(req)
+        res = await ctx.io(resolve_thumbnail_point, reader, manifest, range_of(req))
     else:
         res = await resolve_once(ctx, req)
     check_start_recorded(req, res, waited_ms=None)
@@ -130,6 +128,7 @@ async def resolve_step(
             stage_start_ms=start,
             image_key=req.image_key,
             video_key=req.video_key,
+            request=req.to_dict(),
         )
     )
     deadline = start + ctx.settings.live_wait_ms
@@ -158,9 +157,8 @@ async def resolve_step(
     if waited_from is not None:
         timings["waiting_live"] = {"start_ms": waited_from, "end_ms": end}
     task = {
-        "schema_version": SCHEMA_VERSION,
         "job_id": req.job_id,
-        "request": request_event(req),
+        "request": req,
         "lack_length_ms": lack_ms(res.missing),
         "live_waited_ms": end - waited_from if waited_from is not None else 0,
         "timings": timings,

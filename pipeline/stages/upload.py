@@ -3,6 +3,7 @@ metadata), staging dropped, and the job's one export.completed event and final s
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,9 @@ from pipeline.storage import OutputStore
 from schemas import SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from pipeline.legacy import ExportRequest
+    from schemas.request import ExportRequest
+
+log = logging.getLogger(__name__)
 
 
 def output_metadata(req: ExportRequest) -> dict[str, str]:
@@ -21,11 +24,10 @@ def output_metadata(req: ExportRequest) -> dict[str, str]:
     from schemas import codec
 
     meta = {"job-id": req.job_id, "kind": req.kind}
-    story = req.story or {}
-    if story.get("id"):
-        meta["story-id"] = str(story["id"])
-    if story.get("name"):
-        meta["story-name"] = str(story["name"])
+    if req.story is not None and req.story.id:
+        meta["story-id"] = req.story.id
+    if req.story is not None and req.story.name:
+        meta["story-name"] = req.story.name
     if req.slug:
         meta["slug"] = codec.dumps(req.slug).decode()
     if req.user_id:
@@ -45,7 +47,7 @@ def publish_artifact(
             content_type=art["content_type"],
             metadata=metadata,
         )
-        store.delete(art["staging_key"])
+        discard_staging(store, {"artifacts": [art]})
         location = obj.location
     elif store.exists(art["final_key"]):
         location = store.location(art["final_key"])
@@ -61,8 +63,13 @@ def publish_artifact(
 
 
 def discard_staging(store: OutputStore, task: dict[str, Any]) -> None:
+    """Drop a job's staging copies.  Never fails the job: a copy that cannot be deleted
+    now is harmless (keys are deterministic) and is logged for the operator."""
     for art in task.get("artifacts") or []:
-        store.delete(art["staging_key"])
+        try:
+            store.delete(art["staging_key"])
+        except ExportError as e:
+            log.warning("could not drop staging copy %s: %s", art["staging_key"], e)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,6 @@ async def upload_step(ctx: StageContext, task: dict[str, Any], publish: Publish)
     and build the job's one export.completed event and its final status."""
     req = request_from_event(task["request"])
     start = ctx.clock()
-    timings = task_timings(task)
     outputs: dict[str, Any] = {"image": None}
     if req.kind == "media":
         outputs["video"] = None
@@ -94,25 +100,10 @@ async def upload_step(ctx: StageContext, task: dict[str, Any], publish: Publish)
     if error_dict is not None:
         await ctx.io(discard_staging, ctx.store, task)
     end = ctx.clock()
-    timings["upload"] = {"start_ms": start, "end_ms": end}
-    ok = error_dict is None
-    completed = {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": req.job_id,
-        "outcome": "ok" if ok else "failed",
-        "request": request_event(req),
-        "completed_at_ms": end,
-        "outputs": outputs if ok else {},
-        "delivered_ms": int(task.get("delivered_ms") or 0),
-        "missing_ms": int(task.get("missing_ms") or 0),
-        "lack_length_ms": int(task.get("lack_length_ms") or 0),
-        "gaps": task.get("gaps") or [],
-        "timings": timings,
-        "error": error_dict,
-        "story": req.story,
-        "slug": req.slug,
-    }
-    if ok:
+    completed = completed_event(
+        task, req, outputs=outputs, error=error_dict, end_ms=end, upload_start_ms=start
+    )
+    if error_dict is None:
         final = status_event(
             req.job_id,
             "done",
@@ -126,3 +117,36 @@ async def upload_step(ctx: StageContext, task: dict[str, Any], publish: Publish)
     else:
         final = status_event(req.job_id, "failed", at_ms=end, error=error_dict)
     return Published(completed=completed, status=final)
+
+
+def completed_event(
+    task: dict[str, Any],
+    req: ExportRequest | None,
+    *,
+    outputs: dict[str, Any],
+    error: dict[str, Any] | None,
+    end_ms: int,
+    upload_start_ms: int | None = None,
+) -> dict[str, Any]:
+    """The job's export.completed event, from its upload task (``req`` None: the job's own
+    event was refused, so only its id is known)."""
+    timings = task_timings(task)
+    if upload_start_ms is not None:
+        timings["upload"] = {"start_ms": upload_start_ms, "end_ms": end_ms}
+    ok = error is None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": task["job_id"],
+        "outcome": "ok" if ok else "failed",
+        "request": request_event(req) if req is not None else None,
+        "completed_at_ms": end_ms,
+        "outputs": outputs if ok else {},
+        "delivered_ms": int(task.get("delivered_ms") or 0),
+        "missing_ms": int(task.get("missing_ms") or 0),
+        "lack_length_ms": int(task.get("lack_length_ms") or 0),
+        "gaps": task.get("gaps") or [],
+        "timings": timings,
+        "error": error,
+        "story": req.story if req is not None else None,
+        "slug": req.slug if req is not None else None,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ class Event:
 
 
 def event(topic: str, value: Any, key: str | None = None, offset: int = 0) -> Event:
-    raw = value if isinstance(value, bytes) else schemas.encode(value)
+    raw = value if isinstance(value, bytes) else schemas.encode(topic, value)
     return Event(key.encode() if key else None, raw, Message(topic, 0, offset))
 
 
@@ -43,6 +44,6 @@ class FakePipe:
     dead_lettered: int = 0
 
     async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
-        data = value.asdict() if hasattr(value, "asdict") else value
-        schemas.validate(topic, data)  # everything an agent sends must match its topic
+        # everything an agent sends must match its topic (what Pipeline.send enforces)
+        data = json.loads(schemas.encode(topic, value))
         self.sent[topic].append((key, data))

@@ -27,6 +27,7 @@ import pytest
 
 import schemas
 from pipeline.broker import free_port
+from pipeline.identity import identity_document, job_id_of
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
 from pipeline.synthetic.growing import GrowingArchive
 from tests.fixtures.services import S3Server
@@ -200,7 +201,7 @@ def test_same_body_twice_is_one_job(stack: Stack) -> None:
     requests = read_topic(stack.bootstrap, schemas.REQUESTS, key=a["JobId"], wait_for=1)
     completed = read_topic(stack.bootstrap, schemas.COMPLETED, key=a["JobId"], wait_for=1)
     assert len(requests) == 1 and len(completed) == 1
-    schemas.validate(schemas.COMPLETED, completed[0])
+    schemas.convert(schemas.COMPLETED, completed[0])
     assert completed[0]["outcome"] == "ok"
     assert completed[0]["outputs"]["video"]["key"] == f"export/{a['JobId']}/twice.mp4"
 
@@ -247,25 +248,38 @@ def test_unknown_live_path_is_not_such_dir(stack: Stack) -> None:
 
 
 def test_raw_event_on_export_requests_completes(stack: Stack) -> None:
-    job_id = uuid.uuid4().hex.upper()
+    # What a search service publishes: the JobId by the README's recipe, the default archive.
+    start_pos = _start_pos(12)
+    doc = identity_document(
+        live_path=CAM,
+        start_pos_ms=start_pos,
+        start_time=None,
+        duration_ms=1000,
+        export_type=0,
+        kind="thumbnail",
+        file_name="raw",
+        story_id=None,
+        bucket=None,
+        prefix="",
+    )
+    job_id = job_id_of(doc)
     event = {
-        "schema_version": 1,
+        "schema_version": 2,
         "job_id": job_id,
         "kind": "thumbnail",
         "live_path": CAM,
-        "start_pos_ms": _start_pos(12),
-        "start_time": None,
+        "start_pos_ms": start_pos,
         "duration_ms": 1000,
-        "export_type": 0,
+        "file_name": "raw",
         "service_caller": "search",
-        "source": {"manifest": str(stack.archive / CAM)},  # what the ingress would resolve
+        "source": {"bucket": None},
         "image_key": f"export/{job_id}/raw.jpg",
         "submitted_at_ms": int(time.time() * 1000),
     }
-    schemas.validate(schemas.REQUESTS, event)
+    schemas.convert(schemas.REQUESTS, event)
     asyncio.run(_produce(stack.bootstrap, schemas.REQUESTS, job_id, json.dumps(event).encode()))
     completed = read_topic(stack.bootstrap, schemas.COMPLETED, key=job_id, wait_for=1, timeout=60)
-    schemas.validate(schemas.COMPLETED, completed[0])
+    schemas.convert(schemas.COMPLETED, completed[0])
     assert completed[0]["outcome"] == "ok"
     image = completed[0]["outputs"]["image"]
     assert image["key"] == f"export/{job_id}/raw.jpg"
@@ -275,14 +289,14 @@ def test_raw_event_on_export_requests_completes(stack: Stack) -> None:
 def test_invalid_events_go_to_the_dead_letter_topic(stack: Stack) -> None:
     bad_id = uuid.uuid4().hex.upper()
     not_json = b"{not json"
-    missing = json.dumps({"schema_version": 1, "job_id": bad_id, "kind": "thumbnail"}).encode()
+    missing = json.dumps({"schema_version": 2, "job_id": bad_id, "kind": "thumbnail"}).encode()
     asyncio.run(_produce(stack.bootstrap, schemas.REQUESTS, bad_id, not_json))
     asyncio.run(_produce(stack.bootstrap, schemas.REQUESTS, bad_id, missing))
     dead = read_topic(stack.bootstrap, schemas.DEADLETTER, key=bad_id, wait_for=2, timeout=30)
     originals = {base64.b64decode(d["original_b64"]) for d in dead}
     assert originals == {not_json, missing}
     for d in dead:
-        schemas.validate(schemas.DEADLETTER, d)
+        schemas.convert(schemas.DEADLETTER, d)
         assert d["topic"] == schemas.REQUESTS and d["reason"]
     assert any("not JSON" in d["reason"] for d in dead)
     assert any("live_path" in d["reason"] for d in dead)
@@ -340,10 +354,10 @@ def test_finished_jobs_past_the_ttl_leave_a_tombstone_and_the_replica(stack: Sta
     job = "0E" * 16
     old = 1_562_253_600_000
     for state, at in (("accepted", old), ("done", old + 5)):
-        event = {"schema_version": 1, "job_id": job, "state": state, "at_ms": at}
+        event = {"schema_version": 2, "job_id": job, "state": state, "at_ms": at}
         if state == "accepted":
             event["kind"] = "thumbnail"
-        schemas.validate(schemas.STATUS, event)
+        schemas.convert(schemas.STATUS, event)
         asyncio.run(_produce(stack.bootstrap, schemas.STATUS, job, json.dumps(event).encode()))
     values = _changelog_values(stack.bootstrap, "mediaexport-status-changelog", job, timeout=30)
     assert values and values[0] is not None and values[-1] is None, values

@@ -30,7 +30,7 @@ class FakeReplica(StatusReplica):
         self.waited: list[float] = []
 
     def fold(self, event: dict[str, Any]) -> None:
-        self._fold(schemas.encode(event))
+        self._fold(schemas.encode(schemas.STATUS, event))
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self.rows.get(job_id)
@@ -266,7 +266,9 @@ def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
             )
         replica.fold(stages.status_event(job, "done", at_ms=5000, lack_length_ms=0))
         replica.fold(stages.status_event(job, "done", at_ms=5001, lack_length_ms=0))  # again
-        _finish(replica, "F" * 32, "failed", error={"type": "MediaError", "code": -5})
+        _finish(
+            replica, "F" * 32, "failed", error={"type": "MediaError", "code": -5, "message": "bad"}
+        )
         replica.fold(stages.status_event("E" * 32, "transcoding", at_ms=3, kind="media"))
         await dead_letter(pipe, event(schemas.REQUESTS, b"not json", "k"), "not JSON", None)
         # one transcode holds a slot while the scrape happens

@@ -378,7 +378,7 @@ def test_just_accepted_job_without_status(tmp_path: Path) -> None:
 
 def test_source_not_found_says_not_such_dir(tmp_path: Path) -> None:
     req = make_request(tmp_path, media=True)
-    missing = req.source.manifest
+    missing = f"{tmp_path}/archive/{req.live_path}"
     status = advance(
         run_for(req, "resolving"),
         failed_update(

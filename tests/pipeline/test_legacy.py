@@ -11,13 +11,14 @@ from typing import Any
 import orjson
 import pytest
 
+import schemas
 from pipeline.auth import OpenSessions, StaticSessions, session_check_for
 from pipeline.errors import ExportError, InvalidRequest, Unauthorized
+from pipeline.identity import identity_document, job_id_of
 from pipeline.legacy import (
     ArchiveSource,
-    ExportRequest,
+    archive_manifest,
     decode_storage_info,
-    job_id_for,
     normalize_live_path,
     parse_export_body,
 )
@@ -109,7 +110,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, worker_id="test")
 
 
-def parse(body: Any, settings: Settings, **kw: Any) -> ExportRequest:
+def parse(body: Any, settings: Settings, **kw: Any) -> schemas.ExportRequest:
     return parse_export_body(body, settings, now_ms=NOW, **kw)
 
 
@@ -133,16 +134,13 @@ def test_media_example_becomes_a_complete_request(settings: Settings) -> None:
         "dev@tvunetworks.com",
         "4D7446C8141EE167",
     )
-    assert req.story == {
-        "id": "4B999DC458FBC4C800000000",
-        "name": "04-60C262253621833_0.0993375889",
-    }
+    assert req.story == schemas.Story(
+        id="4B999DC458FBC4C800000000", name="04-60C262253621833_0.0993375889"
+    )
     assert req.slug == SLUG
-    assert req.source == ArchiveSource(
-        manifest=f"s3://mma-video-archive/{LIVE_PATH}",
-        bucket="mma-video-archive",
-        region="us-west-1",
-        via="storage_info",
+    assert req.source == ArchiveSource(bucket="mma-video-archive", region="us-west-1")
+    assert archive_manifest(req.source, req.live_path, settings) == (
+        f"s3://mma-video-archive/{LIVE_PATH}"
     )
     name = "04-60C262253621833_0.0993375889"
     assert req.image_key == f"export/{req.job_id}/{name}.jpg"
@@ -159,14 +157,15 @@ def test_thumbnail_example_resolves_against_the_default_archive(settings: Settin
     assert req.image_key == f"export/{req.job_id}/04-60C262253621833_0.0993375889.jpg"
     assert req.export_type == 0  # the default
     expected = os.path.join(os.path.abspath(settings.archive_url), *LIVE_PATH.split("/"))
-    assert req.source == ArchiveSource(manifest=expected, via="default")
-    assert os.path.isabs(req.source.manifest)
+    assert req.source == ArchiveSource()  # the default archive: no local path in the event
+    assert archive_manifest(req.source, req.live_path, settings) == expected
 
 
 def test_default_archive_in_s3(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path, archive_url="s3://arch/rec", s3_region="eu-west-1")
     req = parse(thumb_body(), s)
-    assert req.source == ArchiveSource(f"s3://arch/rec/{LIVE_PATH}", "arch", "eu-west-1")
+    assert req.source == ArchiveSource()
+    assert archive_manifest(req.source, req.live_path, s) == f"s3://arch/rec/{LIVE_PATH}"
 
 
 def test_fetch_media_defaults_to_false(settings: Settings) -> None:
@@ -178,7 +177,7 @@ def test_fetch_media_defaults_to_false(settings: Settings) -> None:
 def test_request_round_trips_through_json(settings: Settings) -> None:
     for body in (media_body(), thumb_body()):
         req = parse(body, settings)
-        again = ExportRequest.from_dict(orjson.loads(orjson.dumps(req.to_dict())))
+        again = schemas.decode(schemas.REQUESTS, orjson.dumps(req.to_dict()))
         assert again == req
 
 
@@ -263,13 +262,14 @@ def test_job_id_is_a_stable_hash() -> None:
         "kind": "media",
         "file_name": None,
         "story_id": None,
-        "source_manifest": "s3://b/mp4/a/stream.mpd",
+        "bucket": "b",
+        "prefix": "",
     }
-    first = job_id_for(**kw)
-    assert first == job_id_for(**kw)
+    first = job_id_of(identity_document(**kw))
+    assert first == job_id_of(identity_document(**kw))
     assert re.fullmatch(r"[0-9A-F]{32}", first)
-    assert job_id_for(**{**kw, "kind": "thumbnail"}) != first
-    assert job_id_for(**{**kw, "source_manifest": "/local/mp4/a/stream.mpd"}) != first
+    assert job_id_of(identity_document(**{**kw, "kind": "thumbnail"})) != first
+    assert job_id_of(identity_document(**{**kw, "bucket": None})) != first
 
 
 # --- validation --------------------------------------------------------------------------
@@ -377,8 +377,9 @@ def test_integral_float_export_type_is_accepted(settings: Settings) -> None:
 
 def test_storage_entry_is_chosen_by_live_path_first_element(settings: Settings) -> None:
     req = parse(media_body(LivePath="ts/peer/1/index.m3u8"), settings)
-    assert req.source == ArchiveSource(
-        "s3://mma-ts-archive/ts/peer/1/index.m3u8", "mma-ts-archive", "us-east-2", "storage_info"
+    assert req.source == ArchiveSource(bucket="mma-ts-archive", region="us-east-2")
+    assert archive_manifest(req.source, req.live_path, settings) == (
+        "s3://mma-ts-archive/ts/peer/1/index.m3u8"
     )
 
 
@@ -388,7 +389,9 @@ def test_disabled_entries_are_skipped_and_root_folder_prefixes(settings: Setting
         {**STORAGE[1], "storage_root_folder": "/recordings/2024/", "storage_location": ""},
     ]
     req = parse(media_body(storage_info=b64(entries)), settings)
-    assert req.source.manifest == f"s3://mma-video-archive/recordings/2024/{LIVE_PATH}"
+    assert archive_manifest(req.source, req.live_path, settings) == (
+        f"s3://mma-video-archive/recordings/2024/{LIVE_PATH}"
+    )
     assert req.source.region is None
 
 
@@ -425,20 +428,18 @@ def test_bucket_outside_the_allow_list_is_unauthorized(tmp_path: Path) -> None:
 def test_deprecated_s3_bucket_is_ignored_unless_allowed(tmp_path: Path) -> None:
     body = media_body(storage_info=None)
     open_settings = Settings(data_dir=tmp_path)
-    assert parse(body, open_settings).source.via == "default"  # no allow-list: not trusted
+    assert parse(body, open_settings).source.bucket is None  # no allow-list: not trusted
     other = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"something-else"}))
-    assert parse(body, other).source.via == "default"
+    assert parse(body, other).source.bucket is None
     allowed = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"imgbed"}))
-    assert parse(body, allowed).source == ArchiveSource(
-        f"s3://imgbed/{LIVE_PATH}", "imgbed", "ap-northeast-1", "S3Bucket"
-    )
+    assert parse(body, allowed).source == ArchiveSource(bucket="imgbed", region="ap-northeast-1")
     # storage_info wins over S3Bucket when both are given
     both = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"imgbed", "mma-video-archive"}))
     assert parse(media_body(), both).source.bucket == "mma-video-archive"
 
 
 def test_empty_storage_info_means_absent(settings: Settings) -> None:
-    assert parse(media_body(storage_info=""), settings).source.via == "default"
+    assert parse(media_body(storage_info=""), settings).source.bucket is None
 
 
 # --- names and keys ----------------------------------------------------------------------
@@ -472,25 +473,38 @@ def test_normalize_live_path() -> None:
         normalize_live_path("mp4/a/../../b")
 
 
-def test_from_dict_revalidates(settings: Settings) -> None:
+def test_an_event_is_held_to_the_same_rules(settings: Settings) -> None:
     good = parse(media_body(), settings).to_dict()
     for key, value, field in [
         ("job_id", "abc", "job_id"),
+        ("job_id", "0" * 32, "job_id"),  # the right form, but not this request's JobId
         ("kind", "video", "kind"),
-        ("live_path", "../x", "LivePath"),
-        ("duration_ms", 0, "Duration"),
+        ("live_path", "../x", "live_path"),
+        ("duration_ms", 0, "duration_ms"),
+        ("duration_ms", 0.5, "duration_ms"),
         ("start_pos_ms", "1", "start_pos_ms"),
         ("export_type", 7, "export_type"),
         ("video_key", None, "video_key"),
-        ("source", {"manifest": ""}, "source"),
+        ("image_key", "../../../pwn/x.jpg", "image_key"),
+        ("source", {"bucket": "b/../c"}, "source.bucket"),
+        ("source", {"manifest": "/etc/stream.mpd"}, "source"),  # no local paths in events
+        ("source", {"bucket": "bb", "prefix": "../up"}, "source.prefix"),
         ("story", "x", "story"),
+        ("slug", _deep(300), "slug"),  # deeper than any JSON encoder goes
         ("submitted_at_ms", None, "submitted_at_ms"),
     ]:
         with pytest.raises(InvalidRequest) as info:
-            ExportRequest.from_dict({**good, key: value})
+            schemas.convert(schemas.REQUESTS, {**good, key: value})
         assert info.value.field == field, key
     with pytest.raises(InvalidRequest):
-        ExportRequest.from_dict([good])
+        schemas.convert(schemas.REQUESTS, [good])
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
 
 
 # --- SessionId ---------------------------------------------------------------------------
@@ -575,3 +589,30 @@ def test_open_check_still_refuses_a_non_string_session_id(settings: Settings) ->
     with pytest.raises(InvalidRequest) as info:
         parse(media_body(SessionId=["a", "list"]), settings)
     assert info.value.field == "SessionId"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"Duration": 0.5}, "Duration"),
+        ({"Duration": 1500.5}, "Duration"),
+        ({"StartPos": 1562253612833.5}, "StartPos"),
+        ({"story": {"id": "S", "slug_info": b64(_deep(253))}}, "story.slug_info"),
+        ({"story": {"id": "S", "slug_info": b64(_deep(17))}}, "story.slug_info"),
+        ({"story": {"id": "S" * 300}}, "story.id"),
+        ({"story": {"name": "a\x00b"}}, "story.name"),
+        ({"FileName": "a\nb"}, "FileName"),
+    ],
+)
+def test_the_body_is_held_to_the_event_rules(
+    settings: Settings, change: dict[str, Any], field: str
+) -> None:
+    """What a direct event may not carry, a body may not either (one definition)."""
+    with pytest.raises(InvalidRequest) as info:
+        parse(media_body(**change), settings)
+    assert info.value.field == field
+    assert field in info.value.message
+
+
+def test_whole_numbers_sent_as_floats_are_the_same_job(settings: Settings) -> None:
+    assert job(media_body(Duration=9000.0), settings) == job(media_body(), settings)

@@ -35,7 +35,7 @@ class Recorder:
         self.events: list[dict[str, Any]] = []
 
     async def __call__(self, event: dict[str, Any]) -> None:
-        schemas.validate(schemas.STATUS, event)
+        schemas.convert(schemas.STATUS, event)
         self.events.append(event)
 
     def states(self) -> list[str]:
@@ -84,16 +84,16 @@ def test_thumbnail_job_runs_resolve_frames_upload(tmp_path: Path, archive_root: 
     async def run() -> stages.Published:
         routed = await stages.resolve_step(ctx, req, status)
         assert routed.topic == schemas.FRAMES
-        schemas.validate(schemas.FRAMES, routed.task)
+        schemas.convert(schemas.FRAMES, routed.task)
         upload = await stages.frame_step(ctx, routed.task, status)
-        schemas.validate(schemas.UPLOADS, upload)
+        schemas.convert(schemas.UPLOADS, upload)
         assert [a["staging_key"] for a in upload["artifacts"]] == [
             f"staging/{req.job_id}/image.jpg"
         ]
         return await stages.upload_step(ctx, upload, status)
 
     published = asyncio.run(run())
-    schemas.validate(schemas.COMPLETED, published.completed)
+    schemas.convert(schemas.COMPLETED, published.completed)
     assert published.completed["outcome"] == "ok"
     assert set(published.completed["timings"]) == {"resolve", "frames", "upload"}
     assert published.status["state"] == "done"
@@ -164,7 +164,7 @@ def test_failure_becomes_a_failed_completed_event(tmp_path: Path, archive_root: 
         return await stages.upload_step(ctx, task, status)
 
     published = asyncio.run(run())
-    schemas.validate(schemas.COMPLETED, published.completed)
+    schemas.convert(schemas.COMPLETED, published.completed)
     assert published.completed["outcome"] == "failed"
     assert published.completed["error"]["code"] == -1
     assert published.status["state"] == "failed"
