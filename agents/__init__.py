@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 def register_all(pipe: Pipeline) -> None:
     """Attach every agent to the pipeline's App."""
-    from agents import frames, resolve, retention, status, transcode, upload
+    from agents import frames, resolve, retention, status, supervisor, transcode, upload
 
-    for module in (resolve, frames, transcode, upload, status, retention):
+    for module in (resolve, frames, transcode, upload, status, retention, supervisor):
         module.register(pipe)

@@ -73,3 +73,9 @@ class StorageFailure(ExportError):
 
 class RangeNotInArchive(InvalidRequest):
     """The requested range lies entirely outside what the (finished) archive holds."""
+
+
+class StageStalled(ExportError):
+    """A job's stage made no progress within EXPORT_STAGE_TIMEOUT_MS, even after re-drives."""
+
+    code = -9

@@ -72,7 +72,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             ).start()
             bootstrap = broker.bootstrap
         ensure_demo_archive(settings)
-        return run_worker(settings, bootstrap, loglevel=args.loglevel)
+        # Only the memory-only embedded broker needs the journal (pipeline/journal.py).
+        journal = settings.data_dir / "journal.jsonl" if broker is not None else None
+        return run_worker(settings, bootstrap, loglevel=args.loglevel, journal=journal)
     except ExportError as e:
         print(f"mediaexport: {e}", file=sys.stderr)
         return 1
@@ -121,12 +123,14 @@ def ensure_demo_archive(settings: Settings) -> Path | None:
     return path
 
 
-def run_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning") -> int:
+def run_worker(
+    settings: Settings, bootstrap: str, *, loglevel: str = "warning", journal: Path | None = None
+) -> int:
     """Run agents + ingress until a signal; returns the exit status."""
     from pipeline.auth import session_check_for
 
     log.warning("%s", session_check_for(settings).startup_message())
-    worker = build_worker(settings, bootstrap, loglevel=loglevel)
+    worker = build_worker(settings, bootstrap, loglevel=loglevel, journal=journal)
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
@@ -134,13 +138,17 @@ def run_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning")
     return 0
 
 
-def build_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning") -> Any:
-    """A faust Worker running every agent, plus the ingress once the worker is ready."""
+def build_worker(
+    settings: Settings, bootstrap: str, *, loglevel: str = "warning", journal: Path | None = None
+) -> Any:
+    """A faust Worker running every agent, plus the ingress once the worker is ready
+    (``journal``: remember jobs across restarts of a memory-only broker)."""
     import faust
 
     from ingress.http import Ingress, drain
     from ingress.replica import StatusReplica
     from pipeline.app import create_pipeline
+    from pipeline.journal import Journal
 
     pipe = create_pipeline(settings, bootstrap)
     replica = StatusReplica(
@@ -154,6 +162,8 @@ def build_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning
             if self._shutdown_immediately:
                 return
             await pipe.declare_topics()
+            if journal is not None:
+                await restore_journal(pipe, Journal(journal), replica, ingress)
             await replica.start()
             await ingress.start(settings.http_host, settings.http_port)
             data = settings.data_dir.resolve()
@@ -187,3 +197,20 @@ def build_worker(settings: Settings, bootstrap: str, *, loglevel: str = "warning
     )
     worker.spinner = None  # the one line on stdout is the ready line
     return worker
+
+
+async def restore_journal(pipe: Any, journal: Any, replica: Any, ingress: Any) -> None:
+    """Bring back the jobs of the last run, then journal every job of this one."""
+    from pipeline.journal import restore_events
+    from pipeline.stages.context import now_ms
+    from schemas import REQUESTS
+
+    rows = journal.compact(now_ms=now_ms(), ttl_ms=pipe.settings.job_ttl_ms)
+    events = restore_events(rows, now_ms=now_ms())
+    for topic, key, event in events:
+        await pipe.send(topic, key, event, acked=True)
+    if rows:
+        again = sum(1 for topic, _, _ in events if topic == REQUESTS)
+        log.info("journal: %d jobs restored, %d of them run again", len(rows), again)
+    replica.listen(lambda job_id, old, new: journal.record(job_id, new))
+    ingress.on_accepted.append(journal.record)  # before the caller hears "accepted"

@@ -72,6 +72,7 @@ class Settings:
     max_pending: int = 200  # unfinished jobs at which the ingress refuses new ones (-4)
     job_ttl_ms: int = 24 * 3600 * 1000  # finished jobs are forgotten this long after
     drain_timeout_ms: int = 60_000  # how long shutdown waits for accepted jobs
+    stage_timeout_ms: int = 120_000  # a job whose status does not move this long is re-driven
 
     def __post_init__(self) -> None:
         # Derived defaults, so that Settings(data_dir=...) alone is a usable object too.
@@ -175,6 +176,7 @@ class Settings:
             max_pending=parse("EXPORT_MAX_PENDING", _int(1, 10_000_000), 200),
             job_ttl_ms=parse("EXPORT_JOB_TTL_MS", _int(60_000, _YEAR_MS), 24 * 3600 * 1000),
             drain_timeout_ms=parse("EXPORT_DRAIN_TIMEOUT_MS", _int(0, 3600 * 1000), 60_000),
+            stage_timeout_ms=parse("EXPORT_STAGE_TIMEOUT_MS", _int(1000, _YEAR_MS), 120_000),
         )
 
     @staticmethod
@@ -210,6 +212,7 @@ _FIELD_VARS = {
     "max_pending": "EXPORT_MAX_PENDING",
     "job_ttl_ms": "EXPORT_JOB_TTL_MS",
     "drain_timeout_ms": "EXPORT_DRAIN_TIMEOUT_MS",
+    "stage_timeout_ms": "EXPORT_STAGE_TIMEOUT_MS",
 }
 ENV_VARS = frozenset(
     [

@@ -65,6 +65,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_MAX_PENDING": "50",
         "EXPORT_JOB_TTL_MS": "3600000",
         "EXPORT_DRAIN_TIMEOUT_MS": "0",
+        "EXPORT_STAGE_TIMEOUT_MS": "30000",
     }
     assert set(env) == ENV_VARS  # the test covers every variable the settings read
     s = Settings.from_env(env)
@@ -91,6 +92,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         threads=2,
     )
     assert (s.max_pending, s.job_ttl_ms, s.drain_timeout_ms) == (50, 3_600_000, 0)
+    assert s.stage_timeout_ms == 30_000
 
 
 def test_archive_and_output_default_under_the_data_dir(tmp_path: Path) -> None:
@@ -154,6 +156,7 @@ def test_empty_values_count_as_unset() -> None:
         ("EXPORT_JOB_TTL_MS", "24h"),
         ("EXPORT_DRAIN_TIMEOUT_MS", "-5"),
         ("EXPORT_DRAIN_TIMEOUT_MS", "60s"),
+        ("EXPORT_STAGE_TIMEOUT_MS", "10"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(var: str, value: str) -> None:
