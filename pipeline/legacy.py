@@ -15,19 +15,18 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from pipeline.archive import archive_manifest, check_source_allowed
 from pipeline.auth import SessionCheck, session_check_for
-from pipeline.errors import ExportError, InvalidRequest, Unauthorized
+from pipeline.errors import ExportError, InvalidRequest
 from pipeline.identity import identity_document, job_id_of
 from pipeline.jobs import Kind, output_keys
 from pipeline.settings import BUCKET_NAME, Settings
-from pipeline.storage import is_s3, split_s3
 from schemas.request import MAX_EPOCH_MS, MAX_LIVE_PATH, ArchiveSource, ExportRequest
 
 MAX_B64 = 64 * 1024  # storage_info / slug_info: events stay small
@@ -288,36 +287,6 @@ def _storage_info_source(
     )
     check_source_allowed(source, settings, field="storage_info")
     return source
-
-
-def check_source_allowed(source: ArchiveSource, settings: Settings, *, field: str) -> None:
-    """A bucket outside EXPORT_ALLOWED_BUCKETS is refused, whichever door it came through."""
-    allowed = settings.allowed_buckets
-    if source.bucket is not None and allowed is not None and source.bucket not in allowed:
-        raise Unauthorized(
-            f"bucket {source.bucket!r} ({field}) is not in EXPORT_ALLOWED_BUCKETS", field=field
-        )
-
-
-def archive_manifest(source: ArchiveSource, live_path: str, settings: Settings) -> str:
-    """The manifest's location for a request: under the source's bucket and prefix, or
-    under the default archive.  ``live_path`` and ``prefix`` are clean relative paths (the
-    request's rules), so the result never leaves the bucket or the archive root."""
-    if source.bucket is not None:
-        key = f"{source.prefix}/{live_path}" if source.prefix else live_path
-        return f"s3://{source.bucket}/{key}"
-    base = settings.archive_url
-    if is_s3(base):
-        return f"{base.rstrip('/')}/{live_path}"
-    return os.path.join(os.path.abspath(base), *live_path.split("/"))
-
-
-def archive_region(source: ArchiveSource, settings: Settings) -> str | None:
-    return source.region or settings.s3_region
-
-
-def default_bucket(settings: Settings) -> str | None:
-    return split_s3(settings.archive_url)[0] if is_s3(settings.archive_url) else None
 
 
 # --- field helpers -----------------------------------------------------------------------

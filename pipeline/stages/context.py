@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pipeline.storage import Blobs, OutputStore
 
 if TYPE_CHECKING:
+    from pipeline.archive import ConfinedReader
     from pipeline.settings import Settings
     from schemas.request import ArchiveSource, ExportRequest
 
@@ -62,13 +63,19 @@ class StageContext:
             self._readers[region] = Blobs(self.settings.s3_endpoint_url, region)
         return self._readers[region]
 
-    def archive(self, req: ExportRequest) -> tuple[Blobs, str]:
-        """The reader and manifest location of a request's archive, after the same
-        allow-list check the ingress makes (an event may come straight from Kafka)."""
-        from pipeline.legacy import archive_manifest, check_source_allowed
+    def archive(self, req: ExportRequest) -> tuple[ConfinedReader, str]:
+        """A reader confined to the request's archive, and its manifest's location, after
+        the allow-list check the ingress makes (an event may come straight from Kafka)."""
+        from pipeline.archive import (
+            ConfinedReader,
+            archive_manifest,
+            archive_root,
+            check_source_allowed,
+        )
 
         check_source_allowed(req.source, self.settings, field="source.bucket")
-        return self.reader(req.source), archive_manifest(req.source, req.live_path, self.settings)
+        reader = ConfinedReader(self.reader(req.source), archive_root(req.source, self.settings))
+        return reader, archive_manifest(req.source, req.live_path, self.settings)
 
     def slots(self, kind: SlotKind) -> asyncio.Semaphore:
         # Created lazily: a Semaphore must be made inside the running loop's lifetime.

@@ -76,7 +76,7 @@ async def frame_step(ctx: StageContext, task: dict[str, Any], publish: Publish) 
     work = _work_dir(ctx, req.job_id, "frames")
     try:
         res = await resolve_recorded(ctx, req)
-        reader = ctx.reader(req.source)
+        reader, _ = ctx.archive(req)
         thumb = await ctx.cpu("frame", grab_thumbnail, reader, res, work / "image.jpg")
         art = await _stage_image(ctx, req, thumb)
     finally:
@@ -147,7 +147,7 @@ async def transcode_step(
     work = _work_dir(ctx, req.job_id, "transcode")
     try:
         res = await resolve_recorded(ctx, req)
-        reader = ctx.reader(req.source)
+        reader, _ = ctx.archive(req)
         progress = _Progress(ctx, req.job_id, publish)
         clip_path = work / ("clip" + Path(req.video_key).suffix)
         clip = await ctx.cpu(
