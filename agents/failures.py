@@ -8,8 +8,12 @@ Three ways a job can fail, one ending for each:
   :func:`finish_failed` publishes the failed completion right away;
 - a job stalls: the supervisor (agents/supervisor.py) re-drives it, then fails it here.
 
-``finish_failed`` is idempotent through the ``completed`` table (keyed by job_id, so it is
-the table partition of the event being handled): a job already finished is left alone.
+Exactly one export.completed per job, by construction: export.completed *is* the changelog
+of the ``completed`` table (keyed by job_id, compacted), so recording a job as completed and
+publishing its completed event are one write (:func:`complete`).  faust flushes that write
+before it commits the offset of the event being handled, and rebuilds the table from the
+topic before a worker that takes a partition over handles its events: a redelivered event
+finds the job completed, whether the crash came before or after the commit.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+import schemas
 from agents.deadletter import dead_letter
 from pipeline.errors import ExportError
 from pipeline.stages.events import status_event, upload_task
@@ -52,11 +59,18 @@ async def finish_failed(
     now = pipe.ctx.clock()
     task = upload_task(req, error=error, job_id=job_id)
     completed = completed_event(task, req, outputs={}, error=error.to_dict(), end_ms=now)
-    await pipe.send(COMPLETED, job_id, completed, acked=True)
     failed = status_event(job_id, "failed", at_ms=now, error=error.to_dict())
-    await pipe.send(STATUS, job_id, failed, acked=True)
-    pipe.completed[job_id] = {"outcome": "failed", "at_ms": now}
-    log.info("job %s failed: %s", job_id, error)
+    await complete(pipe, job_id, completed, failed)
+
+
+async def complete(
+    pipe: Pipeline, job_id: str, completed: dict[str, Any], final: dict[str, Any]
+) -> None:
+    """Publish the job's one export.completed (the completed table's write), then its final
+    status (sent again on any redelivery, so a crash between the two loses neither)."""
+    pipe.completed[job_id] = msgspec.to_builtins(schemas.convert(COMPLETED, completed))
+    await pipe.send(STATUS, job_id, final, acked=True)
+    log.info("job %s %s", job_id, completed["outcome"])
 
 
 async def refuse(pipe: Pipeline, event: Any, topic: str, error: ExportError) -> None:

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 import schemas
-from agents.failures import as_export_error, finish_failed, refuse
+from agents.failures import as_export_error, complete, finish_failed, refuse
 from agents.guard import handle_guarded
 from pipeline.errors import ExportError
-from pipeline.stages.upload import discard_staging, upload_step
-from schemas import COMPLETED, STATUS, UPLOADS
+from pipeline.stages.upload import discard_staging, final_status, upload_step
+from schemas import STATUS, UPLOADS
 
 if TYPE_CHECKING:
     from pipeline.app import Pipeline
@@ -43,10 +43,13 @@ async def handle(pipe: Pipeline, event: Any) -> None:
         return
     task = msgspec.to_builtins(record)
     job_id = record.job_id
-    if pipe.completed.get(job_id) is not None:
+    done = pipe.completed.get(job_id)
+    if done is not None:
         # A redelivery or a re-run stage after the job finished: its outputs already sit at
-        # their deterministic keys; only drop the staging copies this duplicate left behind.
+        # their deterministic keys; drop the staging copies this duplicate left behind, and
+        # say the final status again (a crash may have come between the two writes).
         await ctx.io(discard_staging, ctx.store, task)
+        await pipe.send(STATUS, job_id, final_status(done), acked=True)
         return
 
     async def publish(status: dict[str, Any]) -> None:
@@ -61,9 +64,4 @@ async def handle(pipe: Pipeline, event: Any) -> None:
     except Exception as e:  # the job still ends, failed, with one completed event
         await finish_failed(pipe, job_id, record.request, as_export_error(e, job_id))
         return
-    # Publish (acknowledged) before recording: a crash in between repeats the completed
-    # event on redelivery (at-least-once) but can never lose it.
-    await pipe.send(COMPLETED, job_id, result.completed, acked=True)
-    await pipe.send(STATUS, job_id, result.status, acked=True)
-    pipe.completed[job_id] = {"outcome": result.completed["outcome"], "at_ms": ctx.clock()}
-    log.info("job %s %s", job_id, result.completed["outcome"])
+    await complete(pipe, job_id, result.completed, result.status)

@@ -112,6 +112,21 @@ def create_app(settings: Settings, bootstrap: str, *, app_id: str = APP_ID) -> f
     )
 
 
+def _table(app: faust.App, name: str, **options: Any) -> Any:
+    """A table whose changelog keys are the raw job_id, like every event's key.
+
+    faust sends a table's changelog with serializers it derives from ``key_type`` (json for
+    str), ignoring the schema's: keys went out as '"<job_id>"', which (1) hash to another
+    partition than the job's events, so after a takeover the worker handling a job's events
+    need not hold its row, and (2) came back from recovery as '"<job_id>"', so no lookup
+    found them and a taken-over job ran again.  faust 0.15 has no option for it, hence the
+    attribute (load-bearing with faust-streaming <0.16, the version pin)."""
+    table: Any = app.Table(name, **options)
+    table.key_serializer = "raw"
+    table.value_serializer = codec.NAME
+    return table
+
+
 def create_pipeline(
     settings: Settings,
     bootstrap: str,
@@ -142,14 +157,29 @@ def create_pipeline(
         # raw UTF-8 job_id keys on the changelog (str in Python), orjson dict values
         "schema": faust.Schema(key_type=str, key_serializer="raw", value_serializer=codec.NAME),
     }
+    # export.completed is the completed table's changelog: recording a job as completed and
+    # publishing its one completed event are one write (agents/failures.py, `complete`).
+    topics[schemas.COMPLETED] = app.topic(
+        schemas.COMPLETED,
+        partitions=settings.partitions,
+        compacting=True,
+        deleting=False,
+        schema=table_opts["schema"],
+    )
     pipe = Pipeline(
         app=app,
         settings=settings,
         bootstrap=bootstrap,
         topics=topics,
-        status=app.Table("status", help="job_id -> JobStatus", **table_opts),
-        seen=app.Table("seen", help="job_id -> first submission (ms)", **table_opts),
-        completed=app.Table("completed", help="job_id -> outcome", **table_opts),
+        status=_table(app, "status", help="job_id -> JobStatus", **table_opts),
+        seen=_table(app, "seen", help="job_id -> first submission (ms)", **table_opts),
+        completed=_table(
+            app,
+            "completed",
+            help="job_id -> its export.completed event",
+            changelog_topic=topics[schemas.COMPLETED],
+            **table_opts,
+        ),
     )
     if agents:
         from agents import register_all

@@ -73,9 +73,9 @@ def prune_tables(
         if at is not None and at < cutoff and not unfinished(job_id):
             del seen[job_id]
             dropped["seen"] += 1
-    # completed: finished before the cutoff
+    # completed (export.completed events): finished before the cutoff
     for job_id, entry in list(completed.items()):
-        at = _ms(entry.get("at_ms")) if isinstance(entry, Mapping) else None
+        at = _ms(entry.get("completed_at_ms")) if isinstance(entry, Mapping) else None
         if at is not None and at < cutoff:
             del completed[job_id]
             dropped["completed"] += 1

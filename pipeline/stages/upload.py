@@ -150,3 +150,21 @@ def completed_event(
         "story": req.story if req is not None else None,
         "slug": req.slug if req is not None else None,
     }
+
+
+def final_status(completed: dict[str, Any]) -> dict[str, Any]:
+    """The final status event a completed event stands for (said again on redelivery)."""
+    job_id, end = completed["job_id"], completed["completed_at_ms"]
+    if completed["outcome"] != "ok":
+        return status_event(job_id, "failed", at_ms=end, error=completed.get("error"))
+    request = completed.get("request") or {}
+    return status_event(
+        job_id,
+        "done",
+        at_ms=end,
+        stage="upload",
+        stage_end_ms=end,
+        lack_length_ms=completed.get("lack_length_ms") or 0,
+        image_key=request.get("image_key"),
+        video_key=request.get("video_key"),
+    )

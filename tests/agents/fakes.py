@@ -31,6 +31,19 @@ def event(topic: str, value: Any, key: str | None = None, offset: int = 0) -> Ev
     return Event(key.encode() if key else None, raw, Message(topic, 0, offset))
 
 
+class ChangelogTable(dict[str, Any]):
+    """A table whose every write is also an event on its changelog topic (``sent``), like
+    the completed table whose changelog is export.completed."""
+
+    def __init__(self, sent: dict[str, list[tuple[str, dict[str, Any]]]], topic: str) -> None:
+        super().__init__()
+        self.sent, self.topic = sent, topic
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.sent[self.topic].append((key, json.loads(schemas.encode(self.topic, value))))
+
+
 @dataclass
 class FakePipe:
     settings: Any
@@ -40,8 +53,11 @@ class FakePipe:
     )
     status: dict[str, Any] = field(default_factory=dict)
     seen: dict[str, Any] = field(default_factory=dict)
-    completed: dict[str, Any] = field(default_factory=dict)
+    completed: dict[str, Any] = field(init=False)
     dead_lettered: int = 0
+
+    def __post_init__(self) -> None:
+        self.completed = ChangelogTable(self.sent, schemas.COMPLETED)
 
     async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
         # everything an agent sends must match its topic (what Pipeline.send enforces)

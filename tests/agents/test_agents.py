@@ -146,7 +146,7 @@ def test_retention_timer_forgets_finished_jobs_past_the_ttl(pipe: FakePipe) -> N
     running = JobStatus(job_id="R" * 32, kind="media", state="transcoding").to_dict()
     pipe.status.update({"D" * 32: {**done, "updated_at_ms": old}, "R" * 32: running})
     pipe.seen.update({"D" * 32: {"at": [0, 1], "ms": old}, "R" * 32: {"at": [0, 2], "ms": old}})
-    pipe.completed["D" * 32] = {"outcome": "ok", "at_ms": old}
+    dict.__setitem__(pipe.completed, "D" * 32, {"outcome": "ok", "completed_at_ms": old})
     dropped = retention.prune(pipe)  # type: ignore[arg-type]
     assert dropped == {"seen": 1, "completed": 1, "status": 1}
     assert list(pipe.status) == list(pipe.seen) == ["R" * 32] and not pipe.completed

@@ -40,10 +40,10 @@ def _tables() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         "ORPHAN": {"at": [0, 3], "ms": old},  # its status row lives on another worker
     }
     completed = {
-        "OLD_DONE": {"outcome": "ok", "at_ms": old},
-        "OLD_FAILED": {"outcome": "failed", "at_ms": old},
-        "RECENT_DONE": {"outcome": "ok", "at_ms": NOW - HOUR},
-        "IN_GRACE": {"outcome": "ok", "at_ms": NOW - TTL - 900},
+        "OLD_DONE": {"outcome": "ok", "completed_at_ms": old},
+        "OLD_FAILED": {"outcome": "failed", "completed_at_ms": old},
+        "RECENT_DONE": {"outcome": "ok", "completed_at_ms": NOW - HOUR},
+        "IN_GRACE": {"outcome": "ok", "completed_at_ms": NOW - TTL - 900},
     }
     return status, seen, completed
 
