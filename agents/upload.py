@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,16 @@ def schemas_error(info: schemas.ErrorInfo) -> ExportError:
 
 
 def register(pipe: Pipeline) -> None:
+    # One upload at a time per partition: "not completed yet?" and the completion write must
+    # not interleave for two deliveries of one job (seen after a rebalance: two actors both
+    # passed the check and published twice).  Partitions still run in parallel.
+    locks: dict[int, asyncio.Lock] = {}
+
     @pipe.app.agent(pipe.topic(UPLOADS), name="upload", concurrency=4)
     async def upload_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle_guarded(pipe, event, UPLOADS, handle)
+            async with locks.setdefault(event.message.partition, asyncio.Lock()):
+                await handle_guarded(pipe, event, UPLOADS, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:
