@@ -69,6 +69,7 @@ async def complete(
     """Publish the job's one export.completed (the completed table's write), then its final
     status (sent again on any redelivery, so a crash between the two loses neither)."""
     pipe.completed[job_id] = msgspec.to_builtins(schemas.convert(COMPLETED, completed))
+    await pipe.flush()  # whoever sees the final status can find the completed event
     await pipe.send(STATUS, job_id, final, acked=True)
     log.info("job %s %s", job_id, completed["outcome"])
 

@@ -72,6 +72,10 @@ class Pipeline:
         if acked:
             await pending
 
+    async def flush(self) -> None:
+        """Wait until every buffered send (table changelog writes too) is with the broker."""
+        await self.app.producer.flush()
+
     async def declare_topics(self) -> None:
         """Create every topic (including produce-only ones such as export.completed)."""
         for t in self.topics.values():

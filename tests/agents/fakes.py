@@ -59,6 +59,9 @@ class FakePipe:
     def __post_init__(self) -> None:
         self.completed = ChangelogTable(self.sent, schemas.COMPLETED)
 
+    async def flush(self) -> None:
+        return None
+
     async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
         # everything an agent sends must match its topic (what Pipeline.send enforces)
         data = json.loads(schemas.encode(topic, value))

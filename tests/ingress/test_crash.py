@@ -6,14 +6,16 @@ They run against a broker of their own (a private Tansu process for this module;
 broker under EXPORT_TEST_DOCKER=1), because the pipeline's topic names and consumer group are
 fixed: a dead group member and half-processed events must not reach the module-scoped stack of
 test_end_to_end.py.
+
+Every wait is for a condition, bounded in minutes: on a busy 2-core machine (CI) one
+"slower" transcode of the clip takes about 30 s instead of a few, and a rebalance waits for
+the transcodes in flight.  What the tests assert is what happened, never how fast.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
-import json
 import os
 import re
 import signal
@@ -34,13 +36,15 @@ from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
 from tests.fixtures.services import S3Server, use_docker
 from tests.ingress.worker_process import (
     post_export,
+    read_to_end,
     read_topic,
     spawn_worker,
     stop_worker,
     wait_ready,
 )
 
-pytestmark = pytest.mark.integration
+# pytest-timeout's default (300 s) would cut the minutes-long bounds below short.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 # 640x360 at 25 fps; a 12 s clip at the "slower" x264 preset takes a few seconds on 2 cores,
 # long enough to see it running and kill it.
@@ -49,6 +53,10 @@ FIRST_FRAME = 10
 CLIP_FRAMES = 300  # 12 s at 25 fps
 OUT_BUCKET = "crash-exports"
 CAM = "mp4/crash/1/stream.mpd"
+# Bounds on waiting for a condition (s): far above what a loaded machine needs, and only
+# reached when something is wrong; the tests end as soon as the condition holds.
+SEE_TRANSCODE_S = 300
+DELIVER_S = 600
 
 
 @dataclass
@@ -156,7 +164,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
 
     # Find the worker that runs the transcode, and kill it while the job says "transcoding".
     victim: Worker | None = None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SEE_TRANSCODE_S
     while victim is None:
         assert time.monotonic() < deadline, f"never saw the transcode: {first}"
         answer = post_export(workers[0].url, body)  # a poll: the same body is the same job
@@ -171,7 +179,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
             time.sleep(0.05)
     killed_at_ms = int(time.time() * 1000)
     victim.proc.send_signal(signal.SIGKILL)
-    assert victim.proc.wait(10) == -signal.SIGKILL
+    assert victim.proc.wait(60) == -signal.SIGKILL
     t_kill = time.monotonic() - t0
     survivor = next(w for w in workers if w is not victim)
     # The victim died inside its transcode: its clip was never staged.
@@ -179,7 +187,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
 
     # The survivor takes the partition over, transcodes again and delivers.
     survivor_transcoded = False
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + DELIVER_S
     answers: list[dict[str, Any]] = []
     while True:
         assert time.monotonic() < deadline, f"job stuck after the kill: {answers[-3:]}"
@@ -202,7 +210,7 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
     assert len(frames) == CLIP_FRAMES
     assert frames[0] == FIRST_FRAME and frames[-1] == FIRST_FRAME + CLIP_FRAMES - 1
 
-    completed = read_topic(bootstrap, schemas.COMPLETED, key=job, wait_for=1, timeout=30)
+    completed = read_topic(bootstrap, schemas.COMPLETED, key=job, wait_for=1)
     requests = read_topic(bootstrap, schemas.REQUESTS, key=job, wait_for=1)
     transcodes = read_topic(bootstrap, schemas.TRANSCODES, key=job, wait_for=1)
     assert len(completed) == 1, completed
@@ -230,17 +238,14 @@ def test_kill_9_with_jobs_queued_behind_the_transcodes_loses_none(
     bodies = {f"q{k}.mp4": _body(f"q{k}.mp4") for k in range(6)}
     jobs = {post_export(workers[0].url, b)["JobId"]: b for b in bodies.values()}
     assert len(jobs) == 6
-    deadline = time.monotonic() + 30
-    while not all(w.in_flight() >= 1 for w in workers):
-        assert time.monotonic() < deadline, "the workers never both transcoded"
-        time.sleep(0.05)
-    victim, survivor = workers
+    victim, busy = _a_worker_inside_a_transcode(workers)
     victim.proc.send_signal(signal.SIGKILL)
-    assert victim.proc.wait(10) == -signal.SIGKILL
+    assert victim.proc.wait(60) == -signal.SIGKILL
     t_kill = time.monotonic() - t0
+    survivor = next(w for w in workers if w is not victim)
 
     pending = dict(jobs)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + DELIVER_S
     while pending:
         assert time.monotonic() < deadline, f"stuck after the kill: {sorted(pending)}"
         for job, body in list(pending.items()):
@@ -251,38 +256,35 @@ def test_kill_9_with_jobs_queued_behind_the_transcodes_loses_none(
         time.sleep(0.3)
     t_done = time.monotonic() - t0
 
-    completed = _events_by_key(bootstrap, schemas.COMPLETED)
+    # Read after every job answered 5: the upload stage publishes export.completed (acked)
+    # before the "done" status, so the topic already holds every completed event.
+    completed = read_to_end(bootstrap, schemas.COMPLETED)
     for job in jobs:
         assert len(completed.get(job, [])) == 1, (job, completed.get(job))
         event = completed[job][0]
         assert event["outcome"] == "ok"
         assert event["outputs"]["video"]["facts"]["frame_count"] == CLIP_FRAMES
         assert _staging(s3_server, job) == []
-    print(f"killed {victim.name} at {t_kill:.1f} s, all 6 done at {t_done:.1f} s")
+    print(
+        f"killed {victim.name} at {t_kill:.1f} s while transcoding on {busy}, "
+        f"all 6 done at {t_done:.1f} s"
+    )
 
 
-def _events_by_key(bootstrap: str, topic: str) -> dict[str, list[dict[str, Any]]]:
-    """Every event on ``topic`` so far, by key (read until 1.5 s bring nothing new)."""
+def _a_worker_inside_a_transcode(workers: list[Worker]) -> tuple[Worker, str]:
+    """The worker to kill: one that is running a transcode now, and the workers that are.
 
-    async def read() -> dict[str, list[dict[str, Any]]]:
-        from aiokafka import AIOKafkaConsumer
-
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        out: dict[str, list[dict[str, Any]]] = {}
-        try:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=1500)
-                if not batch and out:
-                    break
-                for messages in batch.values():
-                    for m in messages:
-                        out.setdefault(m.key.decode(), []).append(json.loads(m.value))
-        finally:
-            await consumer.stop()
-        return out
-
-    return asyncio.run(read())
+    Waits for any worker to transcode, not for both at once: the six jobs' partitions (their
+    JobIds hash paths under tmp_path) and the group's assignment differ from run to run, and
+    all six may sit on one worker's partitions, or a rebalance may still hold one worker's
+    share.  Either way the worker killed is inside a transcode, and usually has jobs queued
+    behind it (one transcode per partition: all six on one worker leave four queued).  Of two
+    transcoding workers the first is killed, so the survivor also has work of its own.
+    """
+    deadline = time.monotonic() + SEE_TRANSCODE_S
+    while True:
+        busy = [w for w in workers if w.in_flight() >= 1]
+        if busy:
+            return busy[0], "+".join(w.name for w in busy)
+        assert time.monotonic() < deadline, "no worker ever transcoded"
+        time.sleep(0.05)

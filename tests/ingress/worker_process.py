@@ -1,5 +1,8 @@
 """Shared by the integration tests that run real ``mediaexport worker`` processes: start and
-stop them, POST /export to them, and read what they published on a topic."""
+stop them, POST /export to them, and produce to or read from their topics.
+
+Every wait here is bounded generously (minutes where a busy machine could need them) and
+returns as soon as its condition holds: no test may depend on the machine's speed."""
 
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ def stop_worker(proc: subprocess.Popen[str], timeout: float = 30) -> None:
 
 
 def read_topic(
-    bootstrap: str, topic: str, *, key: str, wait_for: int, timeout: float = 20
+    bootstrap: str, topic: str, *, key: str, wait_for: int, timeout: float = 120
 ) -> list[dict[str, Any]]:
     """Every event with ``key`` on ``topic`` (from the beginning), once ``wait_for`` arrived."""
 
@@ -94,5 +97,81 @@ def read_topic(
         finally:
             await consumer.stop()
         return [json.loads(value) for value in raw]
+
+    return asyncio.run(read())
+
+
+def read_to_end(bootstrap: str, topic: str, *, timeout: float = 120) -> dict[str, list[Any]]:
+    """Every event on ``topic`` up to its end offsets when called, by key (None = tombstone).
+
+    Reads to the offsets the broker reports, not "until a pause brings nothing": a slow
+    fetch on a busy machine cannot cut the result short."""
+
+    async def read() -> dict[str, list[Any]]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        out: dict[str, list[Any]] = {}
+        try:
+            await consumer.topics()  # fetches the metadata partitions_for_topic reads
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            assert tps, f"topic {topic} has no partitions"
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            deadline = time.monotonic() + timeout
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout} s"
+                for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                    for m in messages:
+                        if m.offset < ends[TopicPartition(m.topic, m.partition)]:
+                            key = m.key.decode() if m.key is not None else ""
+                            value = None if m.value is None else json.loads(m.value)
+                            out.setdefault(key, []).append(value)
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(read())
+
+
+async def produce(bootstrap: str, topic: str, key: str, value: bytes) -> None:
+    """Publish one event straight to ``topic`` (as a producer other than the ingress would)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def changelog_values(bootstrap: str, topic: str, key: str, timeout: float) -> list[Any]:
+    """Values (None = tombstone) for ``key`` until a tombstone follows a row."""
+
+    async def read() -> list[Any]:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        values: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    for m in messages:
+                        if m.key is not None and m.key.decode().strip('"') == key:
+                            values.append(None if m.value is None else json.loads(m.value))
+                if values and values[-1] is None:
+                    break
+        finally:
+            await consumer.stop()
+        return values
 
     return asyncio.run(read())

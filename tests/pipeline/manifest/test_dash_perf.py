@@ -1,4 +1,7 @@
-"""A 24-hour archive (43,200 two-second segments) resolves in milliseconds, in every spelling."""
+"""A 24-hour archive (43,200 two-second segments) resolves, in every spelling.
+
+The time each resolution took is printed (milliseconds on an idle machine), not asserted: no
+test may depend on the machine's speed, and CI runs on a busy 2-core one."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def day_mpd(layout: str) -> str:
 
 
 @pytest.mark.parametrize("layout", ["repeat", "individual", "duration"])
-def test_day_long_archive_resolves_in_milliseconds(layout: str) -> None:
+def test_a_minute_of_a_day_long_archive_resolves_in_every_spelling(layout: str) -> None:
     data = day_mpd(layout).encode()
     reader = DictReader({MPD_PATH: data})
     # One minute at 13:00:01.5 into the day.
@@ -66,7 +69,6 @@ def test_day_long_archive_resolves_in_milliseconds(layout: str) -> None:
         assert res.audio[-1].url == f"/arch/cam1/a/{(first + 30) * 2 * 48000}.m4s"
     assert (res.archive_start, res.live_edge) == (0.0, 86400.0)
     assert res.gaps == () and res.missing == 0.0
-    assert elapsed < 0.5  # generous sanity bound; measured values are printed above
 
 
 def test_day_long_request_over_a_day_long_archive() -> None:
@@ -78,4 +80,3 @@ def test_day_long_request_over_a_day_long_archive() -> None:
     print(f"\nwhole day: {len(res.video)} + {len(res.audio)} refs in {elapsed * 1000:.1f} ms")
     assert len(res.video) == SEGMENTS and len(res.audio) == SEGMENTS
     assert res.video[-1].start == 86398.0 and res.missing == 0.0
-    assert elapsed < 2.0
