@@ -93,7 +93,8 @@ class Ingress:
         app.add_routes(
             [
                 web.post("/export", self.post_export, name="export_post"),
-                web.get("/export/{job_id}", self.get_export, name="export_get"),
+                # Any path under /export/ is a poll: a malformed id answers -2, not a bare 404.
+                web.get(r"/export/{job_id:[\s\S]+}", self.get_export, name="export_get"),
                 web.get("/files/{path:.+}", self.get_file),
                 web.get("/healthz", self.healthz),
                 web.get("/metrics", self.get_metrics),

@@ -73,3 +73,12 @@ BODY = {
     "FetchMedia": True,
     "export_type": 1,
 }
+
+
+class EncodingPipe(FakePipe):
+    """A FakePipe that also encodes each event as the real Pipeline.send does first, so an
+    event orjson cannot write (nested past its limit) fails here as it would there."""
+
+    async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
+        schemas.encode(value)
+        await super().send(topic, key, value, acked=acked)

@@ -17,7 +17,13 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from ingress.http import MAX_BODY
-from tests.ingress.http_client import BODY, FakeReplica, ingress_for, with_client
+from tests.ingress.http_client import (
+    BODY,
+    EncodingPipe,
+    FakeReplica,
+    ingress_for,
+    with_client,
+)
 
 
 def _out(tmp_path: Path) -> Path:
@@ -90,7 +96,19 @@ def test_export_malformed_job_id_answers_minus_2_naming_jobid_at_once(tmp_path: 
     from ingress.http import Ingress
 
     ingress = Ingress(pipe, RecordingReplica())  # type: ignore[arg-type]
-    bad = ["abc", "G" * 32, "A" * 31, "A" * 33, "%00", "A" * 32 + "%0A", "x" * 5000, "%FF" * 32]
+    bad = [
+        "abc",
+        "G" * 32,
+        "A" * 31,
+        "A" * 33,
+        "%00",
+        "A" * 32 + "%0A",
+        "x" * 5000,
+        "%FF" * 32,
+        "%0A",
+        "a/b",
+        "A" * 32 + "/",
+    ]
 
     async def check(client: TestClient) -> None:
         for job_id in bad:
@@ -209,14 +227,6 @@ def test_an_unexpected_exception_in_an_export_handler_is_a_logged_minus_9(
 
 def test_slug_info_nested_past_the_encoders_limit_is_not_a_500(tmp_path: Path) -> None:
     """The measured symptom: 253+ levels in story.slug_info made the event unencodable."""
-    import schemas
-    from tests.agents.fakes import FakePipe
-
-    class EncodingPipe(FakePipe):
-        async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
-            schemas.encode(value)  # what the real Pipeline.send does first
-            await super().send(topic, key, value, acked=acked)
-
     pipe, replica, _ = ingress_for(tmp_path)
     from ingress.http import Ingress
 
