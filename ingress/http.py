@@ -144,21 +144,20 @@ class Ingress:
         return _json(legacy_response(req, _status(row), now_ms=now_ms()))
 
     async def get_export(self, request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"].upper()
-        well_formed = _JOB_ID.fullmatch(job_id) is not None
-        # Never echo a malformed id: it may be kilobytes long or hold control characters.
-        shown = job_id if well_formed else ""
         # Auth first: a caller without a SessionId learns nothing, not even the id's form.
         denied = self._read_denied(request)
         if denied is not None:
-            return _error_answer(denied, shown)
-        if not well_formed:
+            return _error_answer(denied, "")
+        raw = request.match_info["job_id"]
+        job_id = raw.upper()
+        if _JOB_ID.fullmatch(job_id) is None:
+            # Never echoed: it may be kilobytes long or hold control characters.
             err = InvalidRequest(
-                f"JobId must be 32 hex digits as POST /export answered it, "
-                f"not {len(job_id)} characters like that",
+                f"JobId must be the 32 hex digits POST /export answered "
+                f"(got {len(raw)} characters that are not)",
                 field="JobId",
             )
-            return _error_answer(err, shown)
+            return _error_answer(err, "")
         row = self.replica.get(job_id)
         if row is None:
             # Accepted a moment ago by another ingress: its first status is one hop away.

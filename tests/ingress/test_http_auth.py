@@ -70,7 +70,8 @@ def test_export_poll_without_a_valid_session_id_answers_minus_3(tmp_path: Path) 
                 assert answer["ErrorCode"] == -3 and answer["ErrorField"] == "SessionId", how
                 assert "X-Session-Id" in answer["ErrorMessage"]
                 # nothing about the job, not even whether it exists or its id is well-formed
-                assert "ImagePath" not in answer and answer.get("State") is None
+                assert answer["JobId"] == "" and "ImagePath" not in answer
+                assert answer.get("State") is None
                 assert "bad" not in json.dumps(answer)
 
     with_client(ingress, check)
