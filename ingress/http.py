@@ -282,7 +282,7 @@ async def legacy_guard(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception:
         # The path only: a read's query may carry a SessionId, which no log line may hold.
         log.exception("unexpected error answering %s %s", request.method, request.path)
-        err = ExportError("internal error in the ingress (logged there)", obj="ingress")
+        err = ExportError("internal error; its log has the traceback", obj="ingress")
         return _json(legacy_response(None, None, error=err, now_ms=now_ms()))
 
 
