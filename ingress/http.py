@@ -5,21 +5,35 @@ pipeline.jobs.legacy_response, and the job's state from the status replica (see
 ingress/replica.py).
 
 Overload: a NEW job is refused with ErrorCode -4 and a TimeWait while ``max_pending``
-(EXPORT_MAX_PENDING) jobs or more are unfinished; polls of known jobs answer as usual."""
+(EXPORT_MAX_PENDING) jobs or more are unfinished; polls of known jobs answer as usual.
+
+Bad input never answers 5xx: ``/export`` answers HTTP 200 with a legacy error body whatever
+the body or id (a bug there is a logged -9, see :func:`legacy_guard`), and ``/files`` answers
+404 for any name the file system refuses.  Reads pass the same SessionId check as POST: with
+EXPORT_SESSION_IDS set, ``GET /export/{id}`` answers -3 and ``GET /files/...`` 401 without a
+valid id in the ``X-Session-Id`` header or the ``SessionId`` query parameter."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ingress.metrics import CONTENT_TYPE, IngressMetrics
-from pipeline.errors import ExportError, InvalidRequest, Overloaded, SourceNotFound
+from pipeline.errors import (
+    ExportError,
+    InvalidRequest,
+    Overloaded,
+    SourceNotFound,
+    Unauthorized,
+)
 from pipeline.jobs import JobStatus, accepted_update, advance, legacy_response
 from pipeline.stages.events import request_event, status_event
 from schemas import REQUESTS, STATUS
@@ -34,6 +48,15 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 UNKNOWN_GRACE_S = 1.0  # how long GET /export/{id} waits for a job it has not seen yet
 SUBMITTED_TTL_MS = 10 * 60 * 1000  # forget local submissions the replica never confirmed
+# Where a read (GET) carries its SessionId; a POST carries it in the body.
+SESSION_HEADER = "X-Session-Id"
+SESSION_QUERY = "SessionId"
+# Linux's NAME_MAX and PATH_MAX: a longer name makes the OS raise instead of answer "no".
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+_JOB_ID = re.compile(r"[0-9A-F]{32}")
+# The routes whose every answer is a legacy body (HTTP 200 and an ErrorCode).
+_LEGACY_ROUTES = frozenset({"export_post", "export_get"})
 
 
 def now_ms() -> int:
@@ -70,11 +93,12 @@ class Ingress:
     # --- server ---------------------------------------------------------------------------
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[legacy_guard])
         app.add_routes(
             [
-                web.post("/export", self.post_export),
-                web.get("/export/{job_id}", self.get_export),
+                web.post("/export", self.post_export, name="export_post"),
+                # Any path under /export/ is a poll: a malformed id answers -2, not a bare 404.
+                web.get(r"/export/{job_id:[\s\S]+}", self.get_export, name="export_get"),
                 web.get("/files/{path:.+}", self.get_file),
                 web.get("/healthz", self.healthz),
                 web.get("/metrics", self.get_metrics),
@@ -106,17 +130,10 @@ class Ingress:
 
     async def post_export(self, request: web.Request) -> web.Response:
         now = now_ms()
-        try:
-            body = await request.json(loads=_loads)
-        except (ValueError, UnicodeDecodeError):
-            err = InvalidRequest("the body is not valid JSON", field="body")
-            return _json(legacy_response(None, None, error=err, now_ms=now))
-        except web.HTTPRequestEntityTooLarge:
-            err = InvalidRequest(f"the body is over {MAX_BODY} bytes", field="body")
-            return _json(legacy_response(None, None, error=err, now_ms=now))
         from pipeline.legacy import parse_export_body
 
         try:
+            body = await _read_json(request)
             req = parse_export_body(body, self.settings, now_ms=now, sessions=self.sessions)
         except ExportError as e:
             return _json(legacy_response(None, None, error=e, now_ms=now))
@@ -131,29 +148,54 @@ class Ingress:
         return _json(legacy_response(req, _status(row), now_ms=now_ms()))
 
     async def get_export(self, request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"].upper()
+        # Auth first: a caller without a SessionId learns nothing, not even the id's form.
+        denied = self._read_denied(request)
+        if denied is not None:
+            return _error_answer(denied, "")
+        raw = request.match_info["job_id"]
+        job_id = raw.upper()
+        if _JOB_ID.fullmatch(job_id) is None:
+            # Never echoed: it may be kilobytes long or hold control characters.
+            err = InvalidRequest(
+                f"JobId must be the 32 hex digits POST /export answered "
+                f"(got {len(raw)} characters that are not)",
+                field="JobId",
+            )
+            return _error_answer(err, "")
         row = self.replica.get(job_id)
         if row is None:
             # Accepted a moment ago by another ingress: its first status is one hop away.
             row = await self.replica.wait_for(job_id, _known, UNKNOWN_GRACE_S)
         if row is None:
-            err = SourceNotFound(f"no job {job_id}", obj=job_id)
-            body = legacy_response(None, None, error=err, now_ms=now_ms())
-            body["JobId"] = job_id
-            return _json(body)
+            return _error_answer(SourceNotFound(f"no job {job_id}", obj=job_id), job_id)
         return _json(legacy_response(None, _status(row), now_ms=now_ms()))
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
+        denied = self._read_denied(request)
+        if denied is not None:
+            raise web.HTTPUnauthorized(
+                text=f"{denied}\n", headers={"WWW-Authenticate": f'{SESSION_HEADER} realm="files"'}
+            )
         if self.output_root is None:
             raise web.HTTPNotFound(text="outputs are in S3, not served here\n")
-        rel = request.match_info["path"]
-        target = (self.output_root / rel).resolve()
-        # Never anything outside the output root (../, symlinks), and never staging copies.
-        if not target.is_relative_to(self.output_root) or not target.is_file():
-            raise web.HTTPNotFound(text="no such file\n")
-        if target.relative_to(self.output_root).parts[0] == "staging":
+        target = servable_file(self.output_root, request.match_info["path"])
+        if target is None:
             raise web.HTTPNotFound(text="no such file\n")
         return web.FileResponse(target)
+
+    def _read_denied(self, request: web.Request) -> ExportError | None:
+        """Why this read may not go ahead, or None.  The same check POST makes on the body's
+        SessionId (constant-time; open when EXPORT_SESSION_IDS is unset)."""
+        session_id = request.headers.get(SESSION_HEADER) or request.query.get(SESSION_QUERY)
+        try:
+            self.sessions.check(session_id)
+        except ExportError as e:
+            return Unauthorized(
+                f"{e.message}: send it in the {SESSION_HEADER} header "
+                f"or the {SESSION_QUERY} query parameter",
+                field=e.field,
+            )
+        return None
 
     async def healthz(self, request: web.Request) -> web.Response:
         ok = self.accepting
@@ -232,10 +274,70 @@ def _status(row: dict[str, Any] | None) -> JobStatus | None:
     return JobStatus.from_dict(row) if row is not None else None
 
 
-def _loads(text: str) -> Any:
+@web.middleware
+async def legacy_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn an unexpected exception in an /export handler into a logged -9 legacy body: the
+    contract promises every caller HTTP 200 and an ErrorCode, so a bug must not be a 500."""
+    if request.match_info.route.name not in _LEGACY_ROUTES:
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # deliberate answers
+    except Exception:
+        # The path only: a read's query may carry a SessionId, which no log line may hold.
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        err = ExportError("internal error; its log has the traceback", obj="ingress")
+        return _json(legacy_response(None, None, error=err, now_ms=now_ms()))
+
+
+async def _read_json(request: web.Request) -> Any:
+    """The JSON body, or InvalidRequest naming ``body``.  Read as bytes and decoded as UTF-8
+    JSON whatever the Content-Type says: legacy callers send text/plain or nothing, and a
+    charset Python does not know must not become a 500."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise InvalidRequest(f"the body is over {MAX_BODY} bytes", field="body") from None
     from schemas import codec
 
-    return codec.loads(text)
+    try:
+        return codec.loads(raw)
+    except ValueError as e:  # orjson's message says where, never what the bytes were
+        raise InvalidRequest(f"the body is not valid JSON: {e}", field="body") from None
+
+
+def servable_file(root: Path, rel: str) -> Path | None:
+    """The regular file under ``root`` that ``rel`` names, or None: outside the root (``..``,
+    symlinks out), under staging/, missing, or a name the file system refuses (NUL bytes,
+    over NAME_MAX or PATH_MAX, not encodable)."""
+    if not _plausible_name(rel):
+        return None
+    try:
+        target = (root / rel).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop (3.11)
+        return None
+    if target.relative_to(root).parts[0] == "staging":
+        return None
+    return target
+
+
+def _plausible_name(rel: str) -> bool:
+    try:
+        raw = rel.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    if b"\0" in raw or len(raw) > MAX_PATH_BYTES:
+        return False
+    return all(len(part) <= MAX_NAME_BYTES for part in raw.split(b"/"))
+
+
+def _error_answer(err: ExportError, job_id: str) -> web.Response:
+    body = legacy_response(None, None, error=err, now_ms=now_ms())
+    body["JobId"] = job_id
+    return _json(body)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:

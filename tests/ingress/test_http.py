@@ -4,80 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 import schemas
 from ingress.http import Ingress, drain
-from ingress.replica import StatusReplica
 from pipeline import stages
 from pipeline.jobs import JobStatus
-from pipeline.settings import Settings
-from tests.agents.fakes import FakePipe
-
-LIVE_PATH = "mp4/cam/1/stream.mpd"
-
-
-class FakeReplica(StatusReplica):
-    """The real replica's bookkeeping (rows, listeners, unfinished count) without Kafka:
-    tests feed it export.status events through ``fold`` like the live feed does."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__("127.0.0.1:9", "changelog", **options)
-        self.waited: list[float] = []
-
-    def fold(self, event: dict[str, Any]) -> None:
-        self._fold(schemas.encode(schemas.STATUS, event))
-
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.rows.get(job_id)
-
-    async def wait_for(self, job_id: str, predicate: Any, timeout: float) -> dict[str, Any] | None:
-        return self.rows.get(job_id)
-
-    async def wait_final(self, job_id: str, timeout: float) -> dict[str, Any] | None:
-        self.waited.append(timeout)
-        return self.rows.get(job_id)
-
-
-def _setup(tmp_path: Path, **overrides: Any) -> tuple[FakePipe, FakeReplica, Ingress]:
-    archive = tmp_path / "archive"
-    (archive / Path(LIVE_PATH).parent).mkdir(parents=True)
-    (archive / LIVE_PATH).write_text("<MPD/>")
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        archive_url=str(archive),
-        output_url=str(tmp_path / "out"),
-        sync_wait_ms=1500,
-        **overrides,
-    )
-    pipe = FakePipe(settings=settings, ctx=stages.StageContext.from_settings(settings))
-    replica = FakeReplica()
-    return pipe, replica, Ingress(pipe, replica)  # type: ignore[arg-type]
-
-
-def _with_client(ingress: Ingress, fn: Callable[[TestClient], Awaitable[None]]) -> None:
-    async def main() -> None:
-        async with TestClient(TestServer(ingress.web_app())) as client:
-            await fn(client)
-
-    asyncio.run(main())
-
-
-BODY = {
-    "StartPos": 1_562_253_612_833,
-    "Duration": 9000,
-    "LivePath": LIVE_PATH,
-    "FetchMedia": True,
-    "export_type": 1,
-}
+from tests.ingress.http_client import BODY, FakeReplica, ingress_for, with_client
 
 
 def test_post_publishes_once_and_answers_work_not_finish(tmp_path: Path) -> None:
-    pipe, replica, ingress = _setup(tmp_path)
+    pipe, replica, ingress = ingress_for(tmp_path)
 
     async def check(client: TestClient) -> None:
         a = await (await client.post("/export", json=BODY)).json()
@@ -102,24 +42,24 @@ def test_post_publishes_once_and_answers_work_not_finish(tmp_path: Path) -> None
         assert (await (await client.get(f"/export/{job}")).json()) == done
         assert len(pipe.sent[schemas.REQUESTS]) == 1
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
 def test_thumbnail_waits_up_to_the_sync_budget(tmp_path: Path) -> None:
-    pipe, replica, ingress = _setup(tmp_path)
+    pipe, replica, ingress = ingress_for(tmp_path)
 
     async def check(client: TestClient) -> None:
         answer = await (await client.post("/export", json={**BODY, "FetchMedia": False})).json()
         assert answer["ErrorCode"] == 1
         assert replica.waited == [1.5]
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
 def test_errors_keep_http_200_with_negative_codes(tmp_path: Path) -> None:
-    pipe, _, ingress = _setup(tmp_path, session_ids=frozenset({"good"}))
+    pipe, _, ingress = ingress_for(tmp_path, session_ids=frozenset({"good"}))
 
     async def check(client: TestClient) -> None:
         resp = await client.post("/export", data=b"{not json")
@@ -131,16 +71,17 @@ def test_errors_keep_http_200_with_negative_codes(tmp_path: Path) -> None:
         assert answer["JobId"]
         denied = await (await client.post("/export", json={**BODY, "SessionId": "bad"})).json()
         assert denied["ErrorCode"] == -3 and "bad" not in json.dumps(denied)
-        missing = await (await client.get("/export/" + "A" * 32)).json()
+        headers = {"X-Session-Id": "good"}
+        missing = await (await client.get("/export/" + "A" * 32, headers=headers)).json()
         assert missing["ErrorCode"] == -1 and missing["JobId"] == "A" * 32
         assert not pipe.sent[schemas.REQUESTS]
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
 def test_files_never_leave_the_output_root(tmp_path: Path) -> None:
-    pipe, _, ingress = _setup(tmp_path)
+    pipe, _, ingress = ingress_for(tmp_path)
     out = tmp_path / "out"
     (out / "export" / "J").mkdir(parents=True)
     (out / "export" / "J" / "a.jpg").write_bytes(b"JPEG")
@@ -164,12 +105,12 @@ def test_files_never_leave_the_output_root(tmp_path: Path) -> None:
             assert resp.status == 404, path
             assert b"secret" not in await resp.read()
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
 def test_healthz_and_drain(tmp_path: Path) -> None:
-    pipe, replica, ingress = _setup(tmp_path)
+    pipe, replica, ingress = ingress_for(tmp_path)
 
     async def check(client: TestClient) -> None:
         assert (await (await client.get("/healthz")).json())["ok"] is True
@@ -187,7 +128,7 @@ def test_healthz_and_drain(tmp_path: Path) -> None:
         }
         assert await drain(ingress, timeout=0.3) == []
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
@@ -200,7 +141,7 @@ def _finish(replica: FakeReplica, job_id: str, state: str = "done", **fields: An
 
 
 def test_new_jobs_over_max_pending_get_minus_4_and_polls_still_answer(tmp_path: Path) -> None:
-    pipe, replica, ingress = _setup(tmp_path, max_pending=2)
+    pipe, replica, ingress = ingress_for(tmp_path, max_pending=2)
 
     async def check(client: TestClient) -> None:
         a = await (await client.post("/export", json=BODY)).json()
@@ -225,7 +166,7 @@ def test_new_jobs_over_max_pending_get_minus_4_and_polls_still_answer(tmp_path: 
         assert accepted["ErrorCode"] == 1
         assert len(pipe.sent[schemas.REQUESTS]) == 3
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
@@ -248,7 +189,7 @@ def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
     from agents.deadletter import dead_letter
     from tests.agents.fakes import event
 
-    pipe, replica, ingress = _setup(tmp_path, max_pending=1)
+    pipe, replica, ingress = ingress_for(tmp_path, max_pending=1)
     release = threading.Event()
 
     async def check(client: TestClient) -> None:
@@ -270,7 +211,8 @@ def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
             replica, "F" * 32, "failed", error={"type": "MediaError", "code": -5, "message": "bad"}
         )
         replica.fold(stages.status_event("E" * 32, "transcoding", at_ms=3, kind="media"))
-        await dead_letter(pipe, event(schemas.REQUESTS, b"not json", "k"), "not JSON", None)
+        dead = event(schemas.REQUESTS, b"not json", "k")
+        await dead_letter(pipe, dead, "not JSON", None)  # type: ignore[arg-type]
         # one transcode holds a slot while the scrape happens
         running = asyncio.ensure_future(pipe.ctx.cpu("transcode", release.wait, 10))
         while pipe.ctx.in_flight("transcode") == 0:
@@ -310,7 +252,7 @@ def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
         after = _scrape(await (await client.get("/metrics")).text())
         assert after[("mediaexport_transcodes_in_flight", ())] == 0
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
@@ -320,7 +262,7 @@ def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
 def test_an_expired_job_is_forgotten_and_the_same_body_starts_a_new_job(tmp_path: Path) -> None:
     from pipeline.retention import REPLICA_GRACE_MS
 
-    pipe, _, _ = _setup(tmp_path)
+    pipe, _, _ = ingress_for(tmp_path)
     ttl = 60_000
     now = [10_000_000]
     replica = FakeReplica(ttl_ms=ttl, clock=lambda: now[0])
@@ -342,7 +284,7 @@ def test_an_expired_job_is_forgotten_and_the_same_body_starts_a_new_job(tmp_path
         assert again["JobId"] == job and again["ErrorCode"] == 1
         assert [k for k, _ in pipe.sent[schemas.REQUESTS]] == [job, job]  # a new job
 
-    _with_client(ingress, check)
+    with_client(ingress, check)
     pipe.ctx.close()
 
 
