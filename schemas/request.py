@@ -37,8 +37,10 @@ JOB_ID_PATTERN = r"^[0-9A-F]{32}$"
 # backslash or control characters (pipeline.legacy.normalize_live_path makes one).
 LIVE_PATH_PATTERN = r"^(?![/~])(?!.*://)(?!(.*/)?\.\.?(/|$))(?!.*//)[^\x00-\x1f\x7f\\]+$"
 PREFIX_PATTERN = r"^$|^(?!/)(?!(.*/)?\.\.?(/|$))(?!.*//)(?!.*/$)[^\x00-\x1f\x7f\\:]+$"
-BUCKET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$"
-REGION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# "(?!.*\n)": Python's "$" (msgspec matches with re.search) also matches before a final
+# newline, which "bb\n" would otherwise slip through.
+BUCKET_PATTERN = r"^(?!.*\n)[A-Za-z0-9][A-Za-z0-9._-]{1,254}$"
+REGION_PATTERN = r"^(?!.*\n)[a-z0-9][a-z0-9-]{0,62}$"
 START_TIME_PATTERN = r"^\s*\d{1,3}:[0-5]?\d:[0-5]?\d(\.\d{1,3})?\s*$"
 # One file name inside the job's folder (letters of any script, digits, "._-"); the exact
 # name is the one pipeline.jobs.output_keys derives from FileName (checked in __post_init__).
@@ -46,7 +48,9 @@ _NAME = r"(?![.-])[^/\\\x00-\x1f\x7f]{1,150}"
 IMAGE_KEY_PATTERN = rf"^export/[0-9A-F]{{32}}/{_NAME}\.jpg$"
 VIDEO_KEY_PATTERN = rf"^export/[0-9A-F]{{32}}/{_NAME}\.(mp4|ts)$"
 
-JobId = Annotated[str, Meta(pattern=JOB_ID_PATTERN, description="32 upper-case hex digits")]
+JobId = Annotated[
+    str, Meta(pattern=JOB_ID_PATTERN, max_length=32, description="32 upper-case hex digits")
+]
 Text = Annotated[str, Meta(max_length=MAX_TEXT, pattern=NO_CONTROL)]
 EpochMs = Annotated[int, Meta(ge=0, lt=MAX_EPOCH_MS)]
 Kind = Literal["thumbnail", "media"]

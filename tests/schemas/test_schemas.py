@@ -185,3 +185,17 @@ def test_dead_letter_keeps_the_original_bytes() -> None:
     event = dead_letter_event(schemas.UPLOADS, b"\xff\xfe", "why", key=None)
     schemas.convert(schemas.DEADLETTER, event)
     assert base64.b64decode(event["original_b64"]) == b"\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    ("topic", "event"),
+    [
+        (schemas.STATUS, {"job_id": JOB + "\n", "state": "done", "at_ms": 1}),
+        (schemas.STATUS, {"job_id": JOB.lower(), "state": "done", "at_ms": 1}),
+    ],
+)
+def test_a_job_id_is_exactly_32_upper_case_hex_digits(topic: str, event: dict[str, Any]) -> None:
+    # Python's "$" also matches before a final newline: the length bound closes that.
+    with pytest.raises(schemas.InvalidEvent) as info:
+        schemas.convert(topic, event)
+    assert info.value.field == "job_id"
