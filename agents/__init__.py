@@ -10,7 +10,16 @@ if TYPE_CHECKING:
 
 def register_all(pipe: Pipeline) -> None:
     """Attach every agent to the pipeline's App."""
-    from agents import frames, resolve, retention, status, supervisor, transcode, upload
+    from agents import (
+        frames,
+        heartbeat,
+        resolve,
+        retention,
+        status,
+        supervisor,
+        transcode,
+        upload,
+    )
 
-    for module in (resolve, frames, transcode, upload, status, retention, supervisor):
+    for module in (resolve, frames, transcode, upload, status, retention, supervisor, heartbeat):
         module.register(pipe)

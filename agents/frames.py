@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agents.guard import handle_guarded
+from agents.heartbeat import holding
 from agents.media_task import handle_media_task
 from pipeline.stages.media import frame_step
 from schemas import FRAMES
@@ -19,7 +20,8 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(pipe.topic(FRAMES), name="frames", concurrency=concurrency)
     async def frames_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle_guarded(pipe, event, FRAMES, handle)
+            with holding(pipe.held, event):
+                await handle_guarded(pipe, event, FRAMES, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import schemas
 from agents.failures import as_export_error, fail_job, refuse
 from agents.guard import handle_guarded
+from agents.heartbeat import holding
 from pipeline.errors import ExportError
 from pipeline.stages.resolve import resolve_step
 from schemas import REQUESTS, STATUS
@@ -26,7 +27,8 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(pipe.topic(REQUESTS), name="resolve", concurrency=CONCURRENCY)
     async def resolve_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle_guarded(pipe, event, REQUESTS, handle)
+            with holding(pipe.held, event):
+                await handle_guarded(pipe, event, REQUESTS, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

@@ -16,6 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from agents.guard import handle_guarded
+from agents.heartbeat import holding
 from agents.media_task import handle_media_task
 from pipeline.stages.media import transcode_step
 from schemas import TRANSCODES
@@ -24,17 +25,26 @@ if TYPE_CHECKING:
     from pipeline.app import Pipeline
 
 
+MAX_ACTORS = 256
+
+
 def register(pipe: Pipeline) -> None:
     locks: dict[int, asyncio.Lock] = {}
 
-    @pipe.app.agent(pipe.topic(TRANSCODES), name="transcode", concurrency=pipe.settings.partitions)
+    # An actor for every job a worker may be asked to queue, not one per partition: a job
+    # waits in an actor (behind its partition's lock, counted as held, so it heartbeats)
+    # rather than unseen in faust's buffer, where the supervisor would take it for lost.
+    actors = max(pipe.settings.partitions, min(pipe.settings.max_pending, MAX_ACTORS))
+
+    @pipe.app.agent(pipe.topic(TRANSCODES), name="transcode", concurrency=actors)
     async def transcode_agent(stream: Any) -> None:
         async for event in stream.events():
             # Actors take events in order, and a Lock wakes its waiters in order: one
             # partition's events still run one after the other, in offset order.
             lock = locks.setdefault(event.message.partition, asyncio.Lock())
-            async with lock:
-                await handle_guarded(pipe, event, TRANSCODES, handle)
+            with holding(pipe.held, event):
+                async with lock:
+                    await handle_guarded(pipe, event, TRANSCODES, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

@@ -11,6 +11,7 @@ import msgspec
 import schemas
 from agents.failures import as_export_error, complete, finish_failed, refuse
 from agents.guard import handle_guarded
+from agents.heartbeat import holding
 from pipeline.errors import ExportError
 from pipeline.stages.upload import discard_staging, final_status, upload_step
 from schemas import STATUS, UPLOADS
@@ -36,8 +37,10 @@ def register(pipe: Pipeline) -> None:
     @pipe.app.agent(pipe.topic(UPLOADS), name="upload", concurrency=4)
     async def upload_agent(stream: Any) -> None:
         async for event in stream.events():
-            async with locks.setdefault(event.message.partition, asyncio.Lock()):
-                await handle_guarded(pipe, event, UPLOADS, handle)
+            lock = locks.setdefault(event.message.partition, asyncio.Lock())
+            with holding(pipe.held, event):
+                async with lock:
+                    await handle_guarded(pipe, event, UPLOADS, handle)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

@@ -13,7 +13,8 @@ one's partitions quickly.  Long transcodes run in an executor, so heartbeats kee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -52,6 +53,8 @@ class Pipeline:
     completed: Any  # faust Table job_id -> outcome (upload: one export.completed per job)
     ctx: StageContext | None = None
     dead_lettered: int = 0  # events this worker sent to export.deadletter (for /metrics)
+    # job_id -> events of it this worker holds (taken off a stream, not handled yet)
+    held: Counter[str] = field(default_factory=Counter)
 
     def topic(self, name: str) -> faust.TopicT:
         return self.topics[name]

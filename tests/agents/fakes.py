@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ class FakePipe:
     seen: dict[str, Any] = field(default_factory=dict)
     completed: dict[str, Any] = field(init=False)
     dead_lettered: int = 0
+    held: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.completed = ChangelogTable(self.sent, schemas.COMPLETED)

@@ -221,3 +221,21 @@ def test_the_supervisor_leaves_jobs_of_partitions_it_does_not_own(pipe: FakePipe
     others = set(range(pipe.settings.partitions)) - {mine}
     assert run(supervisor.scan(pipe, others)) == []  # type: ignore[arg-type]
     assert len(run(supervisor.scan(pipe, {mine}))) == 1  # type: ignore[arg-type]
+
+
+def test_a_job_held_by_a_live_worker_beats_and_is_not_re_driven(pipe: FakePipe) -> None:
+    from agents import heartbeat
+
+    good = _event(pipe, FetchMedia=True)
+    accepted = stages.status_event(good["job_id"], "transcoding", at_ms=1, request=good)
+    run(status.handle(pipe, event(schemas.STATUS, accepted, good["job_id"])))
+    late = 10**13
+    pipe.ctx.clock = lambda: late  # far past every timeout
+    with heartbeat.holding(pipe.held, event(schemas.TRANSCODES, b"{}", good["job_id"])):
+        assert run(heartbeat.beat(pipe)) == 1
+    assert not pipe.held  # released once handled
+    _fold_all(pipe)
+    row = pipe.status[good["job_id"]]
+    assert row["state"] == "transcoding" and row["updated_at_ms"] == late
+    every = set(range(pipe.settings.partitions))
+    assert run(supervisor.scan(pipe, every)) == []  # type: ignore[arg-type]
