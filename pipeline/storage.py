@@ -332,7 +332,8 @@ class OutputStore:
         not be deleted is logged (a warning naming the key) and left where it is: the
         retention timer removes it with the job's other files, and a redelivered upload of
         the same job finds it under the same deterministic key and copies or deletes it
-        again, so a leftover is harmless.  Returns whether the copy is gone.
+        again, so a leftover is harmless.  Returns True once a delete was confirmed; False
+        says only that it was not (a reset may hide a delete the server did carry out).
         """
         try:
             self.delete(key)

@@ -180,7 +180,7 @@ def retrying(
                 raise
             last = e
         pause = policy.delay(tries)
-        if tries == policy.attempts or time.monotonic() + pause > deadline:
+        if tries == policy.attempts or time.monotonic() + pause >= deadline:
             break
         log.info("S3 %s %s: %s; retry %d in %.2fs", doing, location, last, tries, pause)
         sleep(pause)
