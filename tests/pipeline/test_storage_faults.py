@@ -107,6 +107,40 @@ def test_transient_faults_are_retried_until_every_operation_succeeds(
     assert len(faults) > 0.2 * len(fault_proxy.seen())
 
 
+@pytest.mark.integration
+def test_multipart_uploads_and_copies_survive_faults_and_answers_without_etag(
+    patient_store: OutputStore, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # Above s3transfer's 8 MB threshold: CreateMultipartUpload, UploadPart(Copy)s whose ETag
+    # s3transfer indexes unchecked, CompleteMultipartUpload.
+    data = random.Random(9).randbytes(9 * 1024 * 1024)
+    fault_proxy.set_mix(
+        FaultMix(rate=0.3, kinds=FAULTS, seed=3, dropped=("Content-Length", "ETag"))
+    )
+    staged = _put(patient_store, tmp_path, "staging/j/big.bin", data)
+    copied = patient_store.copy("staging/j/big.bin", "final/big.bin", content_type="video/mp4")
+    fault_proxy.set_mix(FaultMix())
+    assert patient_store.blobs.read(staged) == data
+    assert (copied.size, patient_store.blobs.read(copied.location)) == (len(data), data)
+
+
+@pytest.mark.integration
+def test_a_part_answer_without_etag_restarts_the_upload_instead_of_raising_key_error(
+    store: OutputStore, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    data = random.Random(8).randbytes(9 * 1024 * 1024)  # two parts
+    fault_proxy.set_mix(
+        FaultMix(
+            rate=1.0, kinds=("drop_header",), methods=frozenset({"PUT"}), limit=1, dropped=("ETag",)
+        )
+    )
+    staged = _put(store, tmp_path, "staging/j/big.bin", data)
+    parts = [s for s in fault_proxy.seen() if s.method == "PUT"]
+    assert parts[0].fault == "drop_header" and len(parts) > 2  # the upload ran again
+    fault_proxy.set_mix(FaultMix())
+    assert store.blobs.read(staged) == data
+
+
 def _operations(store: OutputStore, tmp_path: Path) -> dict[str, Callable[[], object]]:
     """Each operation on objects put before the faults start, and the object it names."""
     src = store.location("staging/j/out.bin")
