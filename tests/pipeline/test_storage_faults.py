@@ -333,3 +333,25 @@ def test_retrying_passes_other_errors_through_untouched() -> None:
 
     with pytest.raises(ValueError):
         retrying(RetryPolicy(), "reading", "s3://b/k", attempt)
+
+
+@pytest.mark.parametrize(("status", "tries"), [(507, 3), (503, 1), (501, 1), (403, 1)])
+def test_retrying_repeats_only_the_server_errors_botocore_leaves_alone(
+    status: int, tries: int
+) -> None:
+    from botocore.exceptions import ClientError
+
+    calls: list[int] = []
+
+    def attempt() -> None:
+        calls.append(1)
+        error: Any = {
+            "Error": {"Code": str(status)},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        raise ClientError(error, "PutObject")
+
+    policy = RetryPolicy(attempts=3, base_delay_s=0, budget_s=600)
+    with pytest.raises((ClientError, StorageFailure)):
+        retrying(policy, "uploading", "s3://b/k", attempt, sleep=lambda _: None)
+    assert len(calls) == tries
