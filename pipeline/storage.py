@@ -3,26 +3,43 @@
 A *location* is either a filesystem path or ``s3://bucket/key``.  Manifests refer to their
 segments relatively; :func:`join_location` resolves those references the same way for both.
 boto3's ``ClientError`` is translated here, at the boundary, into the project's errors.
+Every S3 call is retried as :mod:`pipeline.storage_retry` describes, then reported as a
+StorageFailure naming the object; a missing source stays SourceNotFound.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import logging
 import os
 import posixpath
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import SourceNotFound, StorageFailure
 from pipeline.model import ByteRange
+from pipeline.storage_retry import (
+    DEFAULT_RETRY,
+    KnownSource,
+    RetryPolicy,
+    read_body,
+    require,
+    retrying,
+    transfer,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from s3transfer.manager import TransferManager
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 
@@ -42,7 +59,10 @@ def s3_errors(
         code = str(e.response.get("Error", {}).get("Code", ""))
         if source and code in _NOT_FOUND:
             raise SourceNotFound("no such object", obj=missing or location) from e
-        raise StorageFailure(f"S3 {code} {doing} {location}", obj=location) from e
+        tries = int(e.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) + 1
+        raise StorageFailure(
+            f"S3 {code} {doing} {location} after {tries} attempt(s)", obj=location
+        ) from e
     except BotoCoreError as e:
         raise StorageFailure(f"S3 unreachable {doing} {location}: {e}", obj=location) from e
 
@@ -79,31 +99,78 @@ def join_location(base: str, ref: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(base), ref))
 
 
-def s3_client(endpoint_url: str | None = None, region: str | None = None) -> S3Client:
+def s3_client(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> S3Client:
     import boto3
-    from botocore.config import Config
 
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        config=Config(retries={"max_attempts": 4, "mode": "standard"}),
+        config=retry.botocore_config(),
     )
 
 
 class Blobs:
     """Reads local files and S3 objects; one boto3 client per instance, created lazily."""
 
-    def __init__(self, s3_endpoint_url: str | None = None, region: str | None = None) -> None:
+    def __init__(
+        self,
+        s3_endpoint_url: str | None = None,
+        region: str | None = None,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
         self._endpoint = s3_endpoint_url
         self._region = region
+        self.retry = retry
         self._client: S3Client | None = None
 
     @property
     def s3(self) -> S3Client:
         if self._client is None:
-            self._client = s3_client(self._endpoint, self._region)
+            self._client = s3_client(self._endpoint, self._region, retry=self.retry)
         return self._client
+
+    def call(
+        self,
+        doing: str,
+        location: str,
+        attempt: Callable[[], T],
+        *,
+        missing: str | None = None,
+        source: bool = True,
+    ) -> T:
+        """One S3 operation on ``location``: retried, then its errors translated."""
+        with s3_errors(doing, location, missing=missing, source=source):
+            return retrying(self.retry, doing, location, attempt)
+
+    def transfers(self) -> TransferManager:
+        """s3transfer's manager itself, not boto3's ``upload_file``/``copy`` wrappers: those
+        hide a ClientError inside S3UploadFailedError and HEAD the source without checking
+        the answer (the ``KeyError: 'ContentLength'`` of a copy)."""
+        from s3transfer.manager import TransferManager
+
+        return TransferManager(self.s3)
+
+    def head(
+        self, location: str, *, missing: str | None = None, need: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """HEAD an S3 object, retried until the answer carries the fields in ``need``;
+        SourceNotFound naming ``missing`` (default ``location``) if it is absent."""
+        bucket, key = split_s3(location)
+
+        def attempt() -> dict[str, Any]:
+            head = dict(self.s3.head_object(Bucket=bucket, Key=key))
+            for name in need:
+                require(head, name)
+            return head
+
+        return self.call("reading", location, attempt, missing=missing)
 
     def read(self, location: str, byte_range: ByteRange | None = None) -> bytes:
         if is_s3(location):
@@ -122,8 +189,9 @@ class Blobs:
     def exists(self, location: str) -> bool:
         if not is_s3(location):
             return os.path.isfile(location)
+        # HEAD, not a 1-byte GET: a GET of bytes=0-0 answers 416 for an empty object.
         try:
-            self._read_s3(location, ByteRange(0, 1))
+            self.head(location)
         except SourceNotFound:
             return False
         return True
@@ -133,9 +201,12 @@ class Blobs:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if byte_range is not None:
             kwargs["Range"] = byte_range.header()
-        with s3_errors("reading", location):
-            data: bytes = self.s3.get_object(**kwargs)["Body"].read()
-        return data
+
+        def attempt() -> bytes:
+            response = self.s3.get_object(**kwargs)
+            return read_body(response, byte_range.length if byte_range else None)
+
+        return self.call("reading", location, attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +257,8 @@ class OutputStore:
             extra: dict[str, Any] = {"ContentType": content_type}
             if metadata:
                 extra["Metadata"] = {k: _ascii(v) for k, v in metadata.items()}
-            with s3_errors("uploading", dest, source=False):
-                self.blobs.s3.upload_file(str(path), bucket, obj_key, ExtraArgs=extra)
+            upload = functools.partial(self._upload, str(path), bucket, obj_key, extra)
+            self.blobs.call("uploading", dest, upload, source=False)
         else:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             tmp = dest + ".part"
@@ -214,23 +285,8 @@ class OutputStore:
         """
         src, dest = self.location(src_key), self.location(dst_key)
         if is_s3(dest):
-            bucket, obj_key = split_s3(dest)
-            src_bucket, src_obj = split_s3(src)
-            with s3_errors("copying to", dest, missing=src):
-                self.blobs.s3.copy(
-                    {"Bucket": src_bucket, "Key": src_obj},
-                    bucket,
-                    obj_key,
-                    ExtraArgs={
-                        "ContentType": content_type,
-                        "Metadata": {k: _ascii(v) for k, v in (metadata or {}).items()},
-                        "MetadataDirective": "REPLACE",
-                    },
-                )
-                head = self.blobs.s3.head_object(Bucket=bucket, Key=obj_key)
-            return StoredObject(
-                key=dst_key.lstrip("/"), location=dest, size=int(head["ContentLength"]), sha256=""
-            )
+            size = self._copy_s3(src, dest, content_type, metadata or {})
+            return StoredObject(key=dst_key.lstrip("/"), location=dest, size=size, sha256="")
         try:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             tmp = dest + ".part"
@@ -256,8 +312,8 @@ class OutputStore:
         loc = self.location(key)
         if is_s3(loc):
             bucket, obj_key = split_s3(loc)
-            with s3_errors("deleting", loc, source=False):
-                self.blobs.s3.delete_object(Bucket=bucket, Key=obj_key)
+            delete = functools.partial(self.blobs.s3.delete_object, Bucket=bucket, Key=obj_key)
+            self.blobs.call("deleting", loc, delete, source=False)
             return
         try:
             os.remove(loc)
@@ -268,6 +324,58 @@ class OutputStore:
         # drop the now-empty staging/<job_id>/ folder; keep anything else
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(loc))
+
+    def discard(self, key: str) -> bool:
+        """Delete a staging copy as :meth:`delete` does (same retries), but never raise.
+
+        Cleanup must not fail a job whose outputs are already in place.  A copy that could
+        not be deleted is logged (a warning naming the key) and left where it is: the
+        retention timer removes it with the job's other files, and a redelivered upload of
+        the same job finds it under the same deterministic key and copies or deletes it
+        again, so a leftover is harmless.  Returns True once a delete was confirmed; False
+        says only that it was not (a reset may hide a delete the server did carry out).
+        """
+        try:
+            self.delete(key)
+        except Exception as e:  # best effort by contract: no failure of a cleanup escapes
+            log.warning("could not delete staging copy %s: %s", self.location(key), e)
+            return False
+        return True
+
+    # --- S3 transfers, each one attempt for retrying() --------------------------------------
+
+    def _upload(self, path: str, bucket: str, key: str, extra: dict[str, Any]) -> None:
+        with self.blobs.transfers() as manager:
+            transfer(lambda: manager.upload(path, bucket, key, extra_args=extra))
+
+    def _copy_s3(self, src: str, dest: str, content_type: str, metadata: Mapping[str, str]) -> int:
+        """Server-side copy, metadata replaced; returns the size.  The source is HEADed here,
+        its answer checked, and handed to s3transfer so that it need not HEAD it again."""
+        head = self.blobs.head(src, missing=src, need=("ContentLength", "ETag"))
+        size, etag = int(head["ContentLength"]), str(head["ETag"])
+        bucket, obj_key = split_s3(dest)
+        src_bucket, src_obj = split_s3(src)
+        extra = {
+            "ContentType": content_type,
+            "Metadata": {k: _ascii(v) for k, v in metadata.items()},
+            "MetadataDirective": "REPLACE",
+        }
+        known = KnownSource.of(size, etag)
+
+        def attempt() -> None:
+            with self.blobs.transfers() as manager:
+                transfer(
+                    lambda: manager.copy(
+                        {"Bucket": src_bucket, "Key": src_obj},
+                        bucket,
+                        obj_key,
+                        extra_args=extra,
+                        subscribers=[known],
+                    )
+                )
+
+        self.blobs.call("copying to", dest, attempt, missing=src)
+        return size
 
 
 def _ascii(value: str) -> str:
