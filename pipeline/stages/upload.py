@@ -3,7 +3,6 @@ metadata), staging dropped, and the job's one export.completed event and final s
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +14,6 @@ from schemas import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from schemas.request import ExportRequest
-
-log = logging.getLogger(__name__)
 
 
 def output_metadata(req: ExportRequest) -> dict[str, str]:
@@ -64,12 +61,9 @@ def publish_artifact(
 
 def discard_staging(store: OutputStore, task: dict[str, Any]) -> None:
     """Drop a job's staging copies.  Never fails the job: a copy that cannot be deleted
-    now is harmless (keys are deterministic) and is logged for the operator."""
+    now is harmless (keys are deterministic) and is logged by OutputStore.discard."""
     for art in task.get("artifacts") or []:
-        try:
-            store.delete(art["staging_key"])
-        except ExportError as e:
-            log.warning("could not drop staging copy %s: %s", art["staging_key"], e)
+        store.discard(art["staging_key"])
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,8 @@ def test_kill_9_while_transcoding_the_other_worker_delivers_once(
     requests = read_topic(bootstrap, schemas.REQUESTS, key=job, wait_for=1)
     transcodes = read_topic(bootstrap, schemas.TRANSCODES, key=job, wait_for=1)
     assert len(completed) == 1, completed
-    assert len(requests) == 1
+    # the job's own request once; a busy machine may add a supervisor re-drive (attempt 1+)
+    assert [r["attempt"] for r in requests].count(0) == 1, requests
     assert completed[0]["outcome"] == "ok"
     # The delivered clip came from a transcode that started after the kill: the survivor's.
     assert completed[0]["timings"]["transcode"]["start_ms"] > killed_at_ms
