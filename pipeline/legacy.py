@@ -135,6 +135,8 @@ def request_from_fields(fields: dict[str, Any]) -> ExportRequest:
 
 
 def _job_id(fields: dict[str, Any]) -> str:
+    """The JobId of request ``fields`` (event names; ``source`` an ArchiveSource), or a
+    placeholder when a value of the wrong type cannot be canonicalised."""
     try:
         doc = identity_document(
             live_path=fields["live_path"],

@@ -14,20 +14,11 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.errors import InvalidRequest
+from pipeline.jobs import State
 from schemas.request import SCHEMA_VERSION, ExportRequest, JobId, Story, Text
 
 Ms = Annotated[int, Meta(ge=0)]
 Timings = dict[str, dict[str, int]]  # stage -> {"start_ms", "end_ms"}
-State = Literal[
-    "accepted",
-    "resolving",
-    "waiting_live",
-    "grabbing",
-    "transcoding",
-    "uploading",
-    "done",
-    "failed",
-]
 STAGING_KEY_PATTERN = r"^staging/[0-9A-F]{32}/(image\.jpg|video\.(mp4|ts))$"
 
 
@@ -68,8 +59,8 @@ class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     facts: dict[str, Any] = {}
 
 
-class UploadTask(msgspec.Struct, frozen=True, kw_only=True):
-    """``export.uploads``: finished (or failed) stage work waiting to be published.
+class _JobOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What an upload task and the completed event it becomes both say about a job.
 
     ``request`` is null only for a job that ends because its own event was refused (the
     request could not be read): then ``error`` says why."""
@@ -77,13 +68,18 @@ class UploadTask(msgspec.Struct, frozen=True, kw_only=True):
     schema_version: Literal[2] = SCHEMA_VERSION
     job_id: JobId
     request: ExportRequest | None
-    artifacts: list[Artifact] = []
     delivered_ms: Ms = 0
     missing_ms: Ms = 0
     lack_length_ms: Ms = 0
     gaps: list[dict[str, Any]] = []
     timings: Timings = {}
     error: ErrorInfo | None = None
+
+
+class UploadTask(_JobOutcome, frozen=True, kw_only=True):
+    """``export.uploads``: finished (or failed) stage work waiting to be published."""
+
+    artifacts: list[Artifact] = []
 
     def __post_init__(self) -> None:
         if self.request is None:
@@ -137,22 +133,13 @@ class StatusEvent(msgspec.Struct, frozen=True, kw_only=True):
             _same_job(self.job_id, self.request)
 
 
-class CompletedEvent(msgspec.Struct, frozen=True, kw_only=True):
+class CompletedEvent(_JobOutcome, frozen=True, kw_only=True):
     """``export.completed``: one per job, also when the job failed (for analysts)."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
-    job_id: JobId
     outcome: Literal["ok", "failed"]
-    request: ExportRequest | None  # null only when the job's own event was refused
     completed_at_ms: Ms
     # "image"/"video" -> {key, location, size, sha256, facts} (null when not produced)
     outputs: dict[str, dict[str, Any] | None] = {}
-    delivered_ms: Ms = 0
-    missing_ms: Ms = 0
-    lack_length_ms: Ms = 0
-    gaps: list[dict[str, Any]] = []
-    timings: Timings = {}
-    error: ErrorInfo | None = None
     story: Story | None = None
     slug: dict[str, Any] | None = None
 

@@ -99,34 +99,16 @@ def test_a_refused_direct_request_still_ends_its_job(
 
 
 def test_a_bucket_outside_the_allow_list_is_refused_at_the_stage(pipe: FakePipe) -> None:
-    doc = {**_event(pipe), "source": {"bucket": "someone-elses"}}
-    req = schemas.convert(schemas.REQUESTS, doc | _keys_for(doc))  # a well-formed event
+    from pipeline.legacy import request_from_fields
+    from schemas.request import ArchiveSource
+
+    own = ("schema_version", "job_id", "image_key", "video_key", "attempt")
+    fields = {k: v for k, v in _event(pipe).items() if k not in own}
+    # a well-formed event (its JobId and keys by the recipe) naming a bucket not allowed
+    req = request_from_fields(fields | {"source": ArchiveSource(bucket="someone-elses")})
     run(resolve.handle(pipe, event(schemas.REQUESTS, req, req.job_id)))
     _, up = pipe.sent[schemas.UPLOADS][0]
     assert up["error"]["code"] == -3 and "someone-elses" in up["error"]["message"]
-
-
-def _keys_for(doc: dict[str, Any]) -> dict[str, Any]:
-    """job_id and output keys for an edited request, by the README recipe."""
-    from pipeline.identity import identity_document, job_id_of
-    from pipeline.jobs import output_keys
-
-    job_id = job_id_of(
-        identity_document(
-            live_path=doc["live_path"],
-            start_pos_ms=doc["start_pos_ms"],
-            start_time=doc["start_time"],
-            duration_ms=doc["duration_ms"],
-            export_type=doc["export_type"],
-            kind=doc["kind"],
-            file_name=doc["file_name"],
-            story_id=None,
-            bucket=doc["source"].get("bucket"),
-            prefix=doc["source"].get("prefix", ""),
-        )
-    )
-    image_key, video_key = output_keys(job_id, doc["kind"], doc["file_name"])
-    return {"job_id": job_id, "image_key": image_key, "video_key": video_key}
 
 
 def test_a_broken_copy_of_a_running_jobs_request_does_not_fail_it(pipe: FakePipe) -> None:
