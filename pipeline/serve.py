@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mediaexport")
 
 DEMO_LIVE_PATH = "mp4/demo/1/stream.mpd"
+RESTORE_WAIT_S = 60.0  # per restored finished job, for the status replica to show it
 
 
 def add_commands(sub: Any) -> None:
@@ -162,9 +163,13 @@ def build_worker(
             if self._shutdown_immediately:
                 return
             await pipe.declare_topics()
+            restored: list[str] = []
             if journal is not None:
-                await restore_journal(pipe, Journal(journal), replica, ingress)
+                restored = await restore_journal(pipe, Journal(journal), replica, ingress)
             await replica.start()
+            # Finished jobs answer as before from the ready line on, not a moment later.
+            for job_id in restored:
+                await replica.wait_final(job_id, RESTORE_WAIT_S)
             await ingress.start(settings.http_host, settings.http_port)
             data = settings.data_dir.resolve()
             print(
@@ -199,8 +204,9 @@ def build_worker(
     return worker
 
 
-async def restore_journal(pipe: Any, journal: Any, replica: Any, ingress: Any) -> None:
-    """Bring back the jobs of the last run, then journal every job of this one."""
+async def restore_journal(pipe: Any, journal: Any, replica: Any, ingress: Any) -> list[str]:
+    """Bring back the jobs of the last run, then journal every job of this one; returns the
+    ids of the finished ones (the ingress waits to see them final before it answers)."""
     from pipeline.journal import restore_events
     from pipeline.stages.context import now_ms
     from schemas import REQUESTS
@@ -214,3 +220,4 @@ async def restore_journal(pipe: Any, journal: Any, replica: Any, ingress: Any) -
         log.info("journal: %d jobs restored, %d of them run again", len(rows), again)
     replica.listen(lambda job_id, old, new: journal.record(job_id, new))
     ingress.on_accepted.append(journal.record)  # before the caller hears "accepted"
+    return [job_id for job_id, row in rows.items() if row.get("state") in ("done", "failed")]
