@@ -26,8 +26,8 @@ import msgspec
 import schemas
 from agents.deadletter import dead_letter
 from pipeline.errors import ExportError
-from pipeline.stages.events import status_event, upload_task
-from pipeline.stages.upload import completed_event
+from pipeline.stages.events import upload_task
+from pipeline.stages.upload import completed_event, final_status
 from schemas import COMPLETED, REQUESTS, STATUS, UPLOADS, job_id_hint
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ async def finish_failed(
     now = pipe.ctx.clock()
     task = upload_task(req, error=error, job_id=job_id)
     completed = completed_event(task, req, outputs={}, error=error.to_dict(), end_ms=now)
-    failed = status_event(job_id, "failed", at_ms=now, error=error.to_dict())
-    await complete(pipe, job_id, completed, failed)
+    await complete(pipe, job_id, completed, final_status(completed))
 
 
 async def complete(

@@ -13,12 +13,15 @@ archive's logical location, resolved to a manifest by the worker (pipeline/legac
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta
 
 from pipeline.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from pipeline.manifest.request import RangeRequest
 
 SCHEMA_VERSION: Final = 2
 
@@ -143,8 +146,8 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
                 field="video_key",
             )
 
-    def range(self) -> Any:
-        """The RangeRequest (pipeline.manifest.request) of this request."""
+    def range(self) -> RangeRequest:
+        """The requested range, as manifest resolution takes it."""
         from pipeline.manifest.request import range_request
 
         return range_request(self.start_pos_ms, self.start_time, self.duration_ms)

@@ -20,7 +20,6 @@ from pipeline.stages.context import Publish, StageContext
 from pipeline.stages.events import lack_ms, status_event
 
 if TYPE_CHECKING:
-    from pipeline.manifest import RangeRequest
     from pipeline.model import Resolution
     from schemas.request import ExportRequest
 
@@ -35,17 +34,11 @@ class Routed:
     task: dict[str, Any]  # StageTask
 
 
-def range_of(req: ExportRequest) -> RangeRequest:
-    from pipeline.manifest import range_request
-
-    return range_request(req.start_pos_ms, req.start_time, req.duration_ms)
-
-
 async def resolve_once(ctx: StageContext, req: ExportRequest) -> Resolution:
     from pipeline.manifest import resolve
 
     reader, manifest = ctx.archive(req)
-    return await ctx.io(resolve, reader, manifest, range_of(req))
+    return await ctx.io(resolve, reader, manifest, req.range())
 
 
 async def resolve_recorded(ctx: StageContext, req: ExportRequest) -> Resolution:
@@ -59,7 +52,7 @@ async def resolve_recorded(ctx: StageContext, req: ExportRequest) -> Resolution:
         from pipeline.media import resolve_thumbnail_point
 
         reader, manifest = ctx.archive(req)
-        res = await ctx.io(resolve_thumbnail_point, reader, manifest, range_of(req))
+        res = await ctx.io(resolve_thumbnail_point, reader, manifest, req.range())
     else:
         res = await resolve_once(ctx, req)
     check_start_recorded(req, res, waited_ms=None)

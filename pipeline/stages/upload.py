@@ -97,20 +97,7 @@ async def upload_step(ctx: StageContext, task: dict[str, Any], publish: Publish)
     completed = completed_event(
         task, req, outputs=outputs, error=error_dict, end_ms=end, upload_start_ms=start
     )
-    if error_dict is None:
-        final = status_event(
-            req.job_id,
-            "done",
-            at_ms=end,
-            stage="upload",
-            stage_end_ms=end,
-            lack_length_ms=completed["lack_length_ms"],
-            image_key=req.image_key,
-            video_key=req.video_key,
-        )
-    else:
-        final = status_event(req.job_id, "failed", at_ms=end, error=error_dict)
-    return Published(completed=completed, status=final)
+    return Published(completed=completed, status=final_status(completed))
 
 
 def completed_event(
