@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STAGE = "heartbeat"
+MAX_HELD_TIMEOUTS = 10
 
 
 def interval_s(stage_timeout_ms: int) -> float:
@@ -55,7 +56,13 @@ async def beat(pipe: Pipeline) -> int:
     """Report every held job alive; returns how many."""
     assert pipe.ctx is not None
     now = pipe.ctx.clock()
-    jobs = list(pipe.held)
+    # A job held far longer than any queue should take (an actor stuck behind a lock of a
+    # revoked partition) stops beating, so the supervisor re-drives it after all.
+    since = pipe.held_since
+    cap = MAX_HELD_TIMEOUTS * pipe.settings.stage_timeout_ms
+    jobs = [j for j in pipe.held if now - since.setdefault(j, now) < cap]
+    for gone in set(since) - set(pipe.held):
+        del since[gone]
     for job_id in jobs:
         try:
             # "accepted" ranks lowest: the fold keeps the job's state and only moves

@@ -55,6 +55,7 @@ class Pipeline:
     dead_lettered: int = 0  # events this worker sent to export.deadletter (for /metrics)
     # job_id -> events of it this worker holds (taken off a stream, not handled yet)
     held: Counter[str] = field(default_factory=Counter)
+    held_since: dict[str, int] = field(default_factory=dict)  # first beat of each held job
 
     def topic(self, name: str) -> faust.TopicT:
         return self.topics[name]

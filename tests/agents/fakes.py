@@ -56,6 +56,7 @@ class FakePipe:
     completed: dict[str, Any] = field(init=False)
     dead_lettered: int = 0
     held: Counter[str] = field(default_factory=Counter)
+    held_since: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.completed = ChangelogTable(self.sent, schemas.COMPLETED)
