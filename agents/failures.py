@@ -32,6 +32,7 @@ from schemas import COMPLETED, REQUESTS, STATUS, UPLOADS, job_id_hint
 
 if TYPE_CHECKING:
     from pipeline.app import Pipeline
+    from schemas import CompletedEvent
     from schemas.request import ExportRequest
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,20 @@ async def finish_failed(
     assert pipe.ctx is not None
     now = pipe.ctx.clock()
     task = upload_task(req, error=error, job_id=job_id)
-    completed = completed_event(task, req, outputs={}, error=error.to_dict(), end_ms=now)
+    completed = completed_event(task, outputs={}, error=task.error, end_ms=now)
     await complete(pipe, job_id, completed, final_status(completed))
 
 
 async def complete(
-    pipe: Pipeline, job_id: str, completed: dict[str, Any], final: dict[str, Any]
+    pipe: Pipeline, job_id: str, completed: CompletedEvent, final: dict[str, Any]
 ) -> None:
     """Publish the job's one export.completed (the completed table's write), then its final
     status (sent again on any redelivery, so a crash between the two loses neither)."""
+    # Validated like any send: the table's changelog is the export.completed topic.
     pipe.completed[job_id] = msgspec.to_builtins(schemas.convert(COMPLETED, completed))
     await pipe.flush()  # whoever sees the final status can find the completed event
     await pipe.send(STATUS, job_id, final, acked=True)
-    log.info("job %s %s", job_id, completed["outcome"])
+    log.info("job %s %s", job_id, completed.outcome)
 
 
 async def refuse(pipe: Pipeline, event: Any, topic: str, error: ExportError) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 import schemas
 from agents.failures import as_export_error, fail_job, refuse
 from pipeline.errors import ExportError
@@ -16,8 +14,9 @@ from schemas import STATUS, UPLOADS
 if TYPE_CHECKING:
     from pipeline.app import Pipeline
     from pipeline.stages.context import Publish, StageContext
+    from schemas import StageTask, UploadTask
 
-Step = Callable[["StageContext", dict[str, Any], "Publish"], Awaitable[dict[str, Any]]]
+Step = Callable[["StageContext", "StageTask", "Publish"], Awaitable["UploadTask"]]
 
 
 async def handle_media_task(pipe: Pipeline, event: Any, topic: str, step: Step, stage: str) -> None:
@@ -30,13 +29,12 @@ async def handle_media_task(pipe: Pipeline, event: Any, topic: str, step: Step, 
     req = record.request
     if pipe.completed.get(req.job_id) is not None:
         return  # a re-driven or redelivered task of a job that has ended: nothing to do
-    task = msgspec.to_builtins(record)
 
     async def publish(status: dict[str, Any]) -> None:
         await pipe.send(STATUS, req.job_id, status)
 
     try:
-        upload = await step(pipe.ctx, task, publish)
+        upload = await step(pipe.ctx, record, publish)
     except Exception as e:  # every failure still ends in exactly one export.completed
         await fail_job(pipe, req, as_export_error(e, req.job_id), stage=stage)
         return

@@ -51,15 +51,15 @@ async def handle(pipe: Pipeline, event: Any) -> None:
     except ExportError as e:
         await refuse(pipe, event, UPLOADS, e)
         return
-    task = msgspec.to_builtins(record)
     job_id = record.job_id
     done = pipe.completed.get(job_id)
     if done is not None:
         # A redelivery or a re-run stage after the job finished: its outputs already sit at
         # their deterministic keys; drop the staging copies this duplicate left behind, and
         # say the final status again (a crash may have come between the two writes).
-        await ctx.io(discard_staging, ctx.store, task)
-        await pipe.send(STATUS, job_id, final_status(done), acked=True)
+        await ctx.io(discard_staging, ctx.store, record)
+        final = final_status(schemas.convert(schemas.COMPLETED, done))
+        await pipe.send(STATUS, job_id, final, acked=True)
         return
 
     async def publish(status: dict[str, Any]) -> None:
@@ -70,7 +70,7 @@ async def handle(pipe: Pipeline, event: Any) -> None:
         await finish_failed(pipe, job_id, None, schemas_error(record.error))
         return
     try:
-        result = await upload_step(ctx, task, publish)
+        result = await upload_step(ctx, record, publish)
     except Exception as e:  # the job still ends, failed, with one completed event
         await finish_failed(pipe, job_id, record.request, as_export_error(e, job_id))
         return

@@ -35,7 +35,7 @@ from pipeline.errors import (
     Unauthorized,
 )
 from pipeline.jobs import JobStatus, accepted_update, advance, legacy_response
-from pipeline.stages.events import request_event, status_event
+from pipeline.stages.events import status_event
 from schemas import REQUESTS, STATUS
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class Ingress:
         self._forget_old(now)
         self.submitted[req.job_id] = now
         try:
-            await self.pipe.send(REQUESTS, req.job_id, request_event(req), acked=True)
+            await self.pipe.send(REQUESTS, req.job_id, req, acked=True)
             update = accepted_update(req, now_ms=now)
             await self.pipe.send(STATUS, req.job_id, status_event(**update.to_dict()), acked=True)
             for hook in self.on_accepted:

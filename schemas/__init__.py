@@ -24,6 +24,7 @@ from schemas.events import (
     CompletedEvent,
     DeadLetter,
     ErrorInfo,
+    Output,
     StageTask,
     StatusEvent,
     UploadTask,
@@ -73,6 +74,7 @@ __all__ = [
     "ErrorInfo",
     "ExportRequest",
     "InvalidEvent",
+    "Output",
     "StageTask",
     "StatusEvent",
     "Story",
@@ -110,10 +112,13 @@ def decode(topic: str, raw: bytes | None) -> Any:
 
 
 def convert(topic: str, obj: Any) -> Any:
-    """A dict (or Struct) to ``topic``'s Struct, by the same rules as :func:`decode`."""
+    """A dict (or Struct) to ``topic``'s Struct, by the same rules as :func:`decode`.
+
+    A Struct built in code is checked again too: msgspec checks constraints (``ge=0``, a
+    pattern) when it decodes, not when a Struct is constructed."""
     target = TYPES[topic]
-    if isinstance(obj, target):
-        return obj
+    if isinstance(obj, msgspec.Struct):
+        obj = msgspec.to_builtins(obj)
     try:
         return msgspec.convert(obj, target)
     except msgspec.ValidationError as e:

@@ -19,6 +19,8 @@ from schemas.request import SCHEMA_VERSION, ExportRequest, JobId, Story, Text
 
 Ms = Annotated[int, Meta(ge=0)]
 Timings = dict[str, dict[str, int]]  # stage -> {"start_ms", "end_ms"}
+Role = Literal["image", "video"]
+ContentType = Literal["image/jpeg", "video/mp4", "video/mp2t"]
 STAGING_KEY_PATTERN = r"^staging/[0-9A-F]{32}/(image\.jpg|video\.(mp4|ts))$"
 
 
@@ -50,10 +52,20 @@ class StageTask(msgspec.Struct, frozen=True, kw_only=True):
 class Artifact(msgspec.Struct, frozen=True, kw_only=True):
     """One file a stage left in the output store under ``staging/<job_id>/``."""
 
-    role: Literal["image", "video"]
+    role: Role
     staging_key: Annotated[str, Meta(pattern=STAGING_KEY_PATTERN)]
     final_key: str  # checked against the request's deterministic keys by UploadTask
-    content_type: Literal["image/jpeg", "video/mp4", "video/mp2t"]
+    content_type: ContentType
+    size: Ms
+    sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+    facts: dict[str, Any] = {}
+
+
+class Output(msgspec.Struct, frozen=True, kw_only=True):
+    """One published output of a job: where it is now, and what the stage measured."""
+
+    key: str
+    location: str  # s3://bucket/key or a file path, as the output store names it
     size: Ms
     sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
     facts: dict[str, Any] = {}
@@ -138,8 +150,7 @@ class CompletedEvent(_JobOutcome, frozen=True, kw_only=True):
 
     outcome: Literal["ok", "failed"]
     completed_at_ms: Ms
-    # "image"/"video" -> {key, location, size, sha256, facts} (null when not produced)
-    outputs: dict[str, dict[str, Any] | None] = {}
+    outputs: dict[Role, Output | None] = {}  # null: the job's kind has it, it was not made
     story: Story | None = None
     slug: dict[str, Any] | None = None
 

@@ -8,7 +8,7 @@ transcode stages write ``staging/<job_id>/...``; the upload stage copies them to
 deterministic final keys and removes staging.  Events carry keys, never media bytes.
 
 - context.py  StageContext: storage, scratch space, CPU slots of one worker
-- events.py   building/reading the events the stages exchange
+- events.py   building the events the stages exchange (schemas' typed definitions)
 - resolve.py  the resolve stage with the bounded live-edge wait
 - media.py    the frame and transcode stages
 - upload.py   the upload stage and the export.completed event
@@ -17,13 +17,7 @@ deterministic final keys and removes staging.  Events carry keys, never media by
 from __future__ import annotations
 
 from pipeline.stages.context import Clock, Publish, StageContext, now_ms
-from pipeline.stages.events import (
-    lack_ms,
-    request_event,
-    request_from_event,
-    status_event,
-    upload_task,
-)
+from pipeline.stages.events import error_info, lack_ms, status_event, upload_task
 from pipeline.stages.media import frame_step, staging_key, transcode_step
 from pipeline.stages.resolve import (
     LIVE_POLL_S,
@@ -43,13 +37,12 @@ __all__ = [
     "Routed",
     "StageContext",
     "discard_staging",
+    "error_info",
     "frame_step",
     "lack_ms",
     "needs_live_wait",
     "now_ms",
     "output_metadata",
-    "request_event",
-    "request_from_event",
     "resolve_once",
     "resolve_step",
     "staging_key",

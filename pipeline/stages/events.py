@@ -1,5 +1,9 @@
-"""Building and reading the events the stages exchange (dicts that schemas/ validates on
-every send, see :func:`schemas.encode`)."""
+"""Building the events the stages exchange, as the typed definitions in ``schemas``.
+
+A stage takes the event its agent decoded (a :class:`~schemas.StageTask` or
+:class:`~schemas.UploadTask`) and returns the next one; :func:`schemas.encode` validates each
+against its topic on send.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.jobs import State, StatusUpdate
-from schemas import REQUESTS, SCHEMA_VERSION, convert
+from schemas import SCHEMA_VERSION, Artifact, ErrorInfo, UploadTask
 
 if TYPE_CHECKING:
     from pipeline.errors import ExportError
+    from schemas.events import Timings
     from schemas.request import ExportRequest
-
-
-def request_from_event(event: dict[str, Any] | ExportRequest) -> ExportRequest:
-    """The request inside an event, by the rules of export.requests (InvalidEvent if not)."""
-    req: ExportRequest = convert(REQUESTS, event)
-    return req
-
-
-def request_event(req: ExportRequest) -> dict[str, Any]:
-    """The export.requests event for a request (what the ingress publishes)."""
-    return req.to_dict()
 
 
 def status_event(job_id: str, state: State, *, at_ms: int, **fields: Any) -> dict[str, Any]:
@@ -33,42 +27,51 @@ def status_event(job_id: str, state: State, *, at_ms: int, **fields: Any) -> dic
     return {"schema_version": SCHEMA_VERSION, **update.to_dict()}
 
 
+def error_info(error: ExportError) -> ErrorInfo:
+    """The event form of an error, cut to the definition's bounds: a failure must still
+    end its job even when its message (a manifest excerpt, say) is huge."""
+    return ErrorInfo(
+        type=type(error).__name__[:64],
+        code=error.code,
+        message=str(error)[:8192],
+        field=error.field[:256] if error.field is not None else None,
+        object=error.obj[:2048] if error.obj is not None else None,
+    )
+
+
 def upload_task(
     req: ExportRequest | None,
     *,
-    artifacts: list[dict[str, Any]] | None = None,
-    timings: dict[str, dict[str, int]] | None = None,
+    artifacts: list[Artifact] | None = None,
+    timings: Timings | None = None,
     delivered_ms: int = 0,
     missing_ms: int = 0,
     lack_length_ms: int = 0,
-    gaps: list[Any] | None = None,
+    gaps: list[dict[str, Any]] | None = None,
     error: ExportError | None = None,
     job_id: str | None = None,
-) -> dict[str, Any]:
+) -> UploadTask:
     """The export.uploads event: staged artifacts, or the error a stage failed with
     (``req`` None with ``job_id``: the job's own event was refused, so only its id is known)."""
-    if req is None and job_id is None:
+    if req is not None:
+        job_id = req.job_id
+    if job_id is None:
         raise ValueError("upload_task needs a request or a job_id")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": req.job_id if req is not None else job_id,
-        "request": request_event(req) if req is not None else None,
-        "artifacts": artifacts or [],
-        "delivered_ms": delivered_ms,
-        "missing_ms": missing_ms,
-        "lack_length_ms": lack_length_ms,
-        "gaps": gaps or [],
-        "timings": timings or {},
-        "error": error.to_dict() if error is not None else None,
-    }
+    return UploadTask(
+        job_id=job_id,
+        request=req,
+        artifacts=artifacts or [],
+        delivered_ms=delivered_ms,
+        missing_ms=missing_ms,
+        lack_length_ms=lack_length_ms,
+        gaps=gaps or [],
+        timings=timings or {},
+        error=error_info(error) if error is not None else None,
+    )
 
 
 def lack_ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
-
-
-def task_timings(task: dict[str, Any]) -> dict[str, dict[str, int]]:
-    return {k: dict(v) for k, v in (task.get("timings") or {}).items()}
 
 
 def facts(result: Any) -> dict[str, Any]:

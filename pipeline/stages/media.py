@@ -12,18 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ExportError
 from pipeline.stages.context import Publish, StageContext
-from pipeline.stages.events import (
-    facts,
-    jsonable,
-    request_from_event,
-    status_event,
-    task_timings,
-    upload_task,
-)
+from pipeline.stages.events import facts, jsonable, status_event, upload_task
 from pipeline.stages.resolve import resolve_recorded
 from pipeline.storage import OutputStore
+from schemas import Artifact
 
 if TYPE_CHECKING:
+    from schemas import StageTask, UploadTask
+    from schemas.events import ContentType, Role
     from schemas.request import ExportRequest
 
 PROGRESS_EVERY = 0.1  # publish transcode progress in steps of this fraction...
@@ -37,24 +33,24 @@ def staging_key(job_id: str, name: str) -> str:
 def stage_file(
     store: OutputStore,
     job_id: str,
-    role: str,
+    role: Role,
     path: Path,
     final_key: str,
-    content_type: str,
+    content_type: ContentType,
     file_facts: dict[str, Any],
-) -> dict[str, Any]:
+) -> Artifact:
     """Put a result into staging; return its Artifact entry for the upload task."""
     key = staging_key(job_id, role + Path(final_key).suffix)
     obj = store.put_file(key, path, content_type)
-    return {
-        "role": role,
-        "staging_key": obj.key,
-        "final_key": final_key,
-        "content_type": content_type,
-        "size": obj.size,
-        "sha256": obj.sha256,
-        "facts": file_facts,
-    }
+    return Artifact(
+        role=role,
+        staging_key=obj.key,
+        final_key=final_key,
+        content_type=content_type,
+        size=obj.size,
+        sha256=obj.sha256,
+        facts=file_facts,
+    )
 
 
 def _work_dir(ctx: StageContext, job_id: str, stage: str) -> Path:
@@ -64,11 +60,11 @@ def _work_dir(ctx: StageContext, job_id: str, stage: str) -> Path:
     return path
 
 
-async def frame_step(ctx: StageContext, task: dict[str, Any], publish: Publish) -> dict[str, Any]:
+async def frame_step(ctx: StageContext, task: StageTask, publish: Publish) -> UploadTask:
     """Thumbnail job: the JPEG of the first frame at or after the start, to staging."""
     from pipeline.media import grab_thumbnail
 
-    req = request_from_event(task["request"])
+    req = task.request
     start = ctx.clock()
     await publish(
         status_event(req.job_id, "grabbing", at_ms=start, stage="frames", stage_start_ms=start)
@@ -82,13 +78,11 @@ async def frame_step(ctx: StageContext, task: dict[str, Any], publish: Publish) 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()
-    timings = task_timings(task) | {"frames": {"start_ms": start, "end_ms": end}}
-    return upload_task(
-        req, artifacts=[art], timings=timings, lack_length_ms=int(task.get("lack_length_ms") or 0)
-    )
+    timings = task.timings | {"frames": {"start_ms": start, "end_ms": end}}
+    return upload_task(req, artifacts=[art], timings=timings, lack_length_ms=task.lack_length_ms)
 
 
-async def _stage_image(ctx: StageContext, req: ExportRequest, thumb: Any) -> dict[str, Any]:
+async def _stage_image(ctx: StageContext, req: ExportRequest, thumb: Any) -> Artifact:
     return await ctx.io(
         stage_file,
         ctx.store,
@@ -124,13 +118,11 @@ class _Progress:
         fut.add_done_callback(self.pending.discard)
 
 
-async def transcode_step(
-    ctx: StageContext, task: dict[str, Any], publish: Publish
-) -> dict[str, Any]:
+async def transcode_step(ctx: StageContext, task: StageTask, publish: Publish) -> UploadTask:
     """Media job: the clip (copy / H.264 / H.265) and the JPEG of its first frame."""
     from pipeline.media import export_clip, grab_thumbnail
 
-    req = request_from_event(task["request"])
+    req = task.request
     if not req.video_key:
         raise ExportError("a media job without a video key", field="video_key", obj=req.job_id)
     start = ctx.clock()
@@ -162,7 +154,7 @@ async def transcode_step(
         )
         # The thumbnail of a media job is the clip's first frame: the same resolved start.
         thumb = await ctx.cpu("frame", grab_thumbnail, reader, res, work / "image.jpg")
-        content_type = "video/mp2t" if clip_path.suffix == ".ts" else "video/mp4"
+        content_type: ContentType = "video/mp2t" if clip_path.suffix == ".ts" else "video/mp4"
         video = await ctx.io(
             stage_file,
             ctx.store,
@@ -177,7 +169,7 @@ async def transcode_step(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()
-    timings = task_timings(task) | {"transcode": {"start_ms": start, "end_ms": end}}
+    timings = task.timings | {"transcode": {"start_ms": start, "end_ms": end}}
     return upload_task(
         req,
         artifacts=[image, video],

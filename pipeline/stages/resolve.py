@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import RangeNotInArchive
 from pipeline.stages.context import Publish, StageContext
 from pipeline.stages.events import lack_ms, status_event
+from schemas import FRAMES, TRANSCODES, StageTask
 
 if TYPE_CHECKING:
     from pipeline.model import Resolution
@@ -31,7 +32,7 @@ _DEFAULT_FRAME_S = 0.1  # when the manifest does not say the frame rate
 @dataclass(frozen=True)
 class Routed:
     topic: str  # export.frames or export.transcodes
-    task: dict[str, Any]  # StageTask
+    task: StageTask
 
 
 async def resolve_once(ctx: StageContext, req: ExportRequest) -> Resolution:
@@ -108,8 +109,6 @@ async def resolve_step(
     (bounded by ``live_wait_ms``), re-resolving the growing manifest and publishing
     ``waiting_live`` with the LackLength; then route the job to the frame or transcode
     stage, or fail it when nothing of the range was recorded."""
-    from schemas import FRAMES, TRANSCODES
-
     start = ctx.clock()
     await publish(
         status_event(
@@ -149,13 +148,13 @@ async def resolve_step(
     timings = {"resolve": {"start_ms": start, "end_ms": end}}
     if waited_from is not None:
         timings["waiting_live"] = {"start_ms": waited_from, "end_ms": end}
-    task = {
-        "job_id": req.job_id,
-        "request": req,
-        "lack_length_ms": lack_ms(res.missing),
-        "live_waited_ms": end - waited_from if waited_from is not None else 0,
-        "timings": timings,
-    }
+    task = StageTask(
+        job_id=req.job_id,
+        request=req,
+        lack_length_ms=lack_ms(res.missing),
+        live_waited_ms=end - waited_from if waited_from is not None else 0,
+        timings=timings,
+    )
     await publish(
         status_event(
             req.job_id,

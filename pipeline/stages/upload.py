@@ -6,146 +6,147 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from pipeline.errors import ExportError, StorageFailure
 from pipeline.stages.context import Publish, StageContext
-from pipeline.stages.events import request_event, request_from_event, status_event, task_timings
+from pipeline.stages.events import error_info, status_event
 from pipeline.storage import OutputStore
-from schemas import SCHEMA_VERSION
+from schemas import Artifact, CompletedEvent, ErrorInfo, Output, UploadTask
 
 if TYPE_CHECKING:
+    from schemas.events import Role
     from schemas.request import ExportRequest
 
 
 def output_metadata(req: ExportRequest) -> dict[str, str]:
     """What travels into the output's metadata (S3 user metadata, or a local sidecar)."""
-    from schemas import codec
-
     meta = {"job-id": req.job_id, "kind": req.kind}
     if req.story is not None and req.story.id:
         meta["story-id"] = req.story.id
     if req.story is not None and req.story.name:
         meta["story-name"] = req.story.name
     if req.slug:
-        meta["slug"] = codec.dumps(req.slug).decode()
+        # OPT_NON_STR_KEYS: the caller's slug may be keyed by numbers.
+        meta["slug"] = orjson.dumps(req.slug, option=orjson.OPT_NON_STR_KEYS).decode()
     if req.user_id:
         meta["user-id"] = req.user_id
     return meta
 
 
-def publish_artifact(
-    store: OutputStore, art: dict[str, Any], metadata: dict[str, str]
-) -> dict[str, Any]:
+def publish_artifact(store: OutputStore, art: Artifact, metadata: dict[str, str]) -> Output:
     # Idempotent: a redelivered upload whose staging copy is already gone finds the final
     # object in place (same deterministic key) and reports it.
-    if store.exists(art["staging_key"]):
+    if store.exists(art.staging_key):
         obj = store.copy(
-            art["staging_key"],
-            art["final_key"],
-            content_type=art["content_type"],
-            metadata=metadata,
+            art.staging_key, art.final_key, content_type=art.content_type, metadata=metadata
         )
-        discard_staging(store, {"artifacts": [art]})
+        store.discard(art.staging_key)
         location = obj.location
-    elif store.exists(art["final_key"]):
-        location = store.location(art["final_key"])
+    elif store.exists(art.final_key):
+        location = store.location(art.final_key)
     else:
-        raise StorageFailure("staged artifact vanished", obj=art["staging_key"])
-    return {
-        "key": art["final_key"],
-        "location": location,
-        "size": art["size"],
-        "sha256": art["sha256"],
-        "facts": art.get("facts") or {},
-    }
+        raise StorageFailure("staged artifact vanished", obj=art.staging_key)
+    return Output(
+        key=art.final_key, location=location, size=art.size, sha256=art.sha256, facts=art.facts
+    )
 
 
-def discard_staging(store: OutputStore, task: dict[str, Any]) -> None:
+def discard_staging(store: OutputStore, task: UploadTask) -> None:
     """Drop a job's staging copies.  Never fails the job: a copy that cannot be deleted
     now is harmless (keys are deterministic) and is logged by OutputStore.discard."""
-    for art in task.get("artifacts") or []:
-        store.discard(art["staging_key"])
+    for art in task.artifacts:
+        store.discard(art.staging_key)
 
 
 @dataclass(frozen=True)
 class Published:
-    completed: dict[str, Any]  # CompletedEvent
+    completed: CompletedEvent
     status: dict[str, Any]  # the final StatusEvent (done or failed)
 
 
-async def upload_step(ctx: StageContext, task: dict[str, Any], publish: Publish) -> Published:
+async def upload_step(ctx: StageContext, task: UploadTask, publish: Publish) -> Published:
     """Copy staged artifacts to their final keys (with story/slug metadata), drop staging,
     and build the job's one export.completed event and its final status."""
-    req = request_from_event(task["request"])
+    req = task.request
+    if req is None:
+        raise ValueError("upload_step needs a task with its request")
     start = ctx.clock()
-    outputs: dict[str, Any] = {"image": None}
+    outputs: dict[Role, Output | None] = {"image": None}
     if req.kind == "media":
         outputs["video"] = None
-    error_dict = task.get("error")
-    if error_dict is None:
+    error = task.error
+    if error is None:
         await publish(
             status_event(req.job_id, "uploading", at_ms=start, stage="upload", stage_start_ms=start)
         )
         try:
             meta = output_metadata(req)
-            for art in task.get("artifacts") or []:
-                outputs[art["role"]] = await ctx.io(publish_artifact, ctx.store, art, meta)
+            for art in task.artifacts:
+                outputs[art.role] = await ctx.io(publish_artifact, ctx.store, art, meta)
         except ExportError as e:
-            error_dict = e.to_dict()
-    if error_dict is not None:
+            error = error_info(e)
+    if error is not None:
         await ctx.io(discard_staging, ctx.store, task)
     end = ctx.clock()
     completed = completed_event(
-        task, req, outputs=outputs, error=error_dict, end_ms=end, upload_start_ms=start
+        task, outputs=outputs, error=error, end_ms=end, upload_start_ms=start
     )
     return Published(completed=completed, status=final_status(completed))
 
 
 def completed_event(
-    task: dict[str, Any],
-    req: ExportRequest | None,
+    task: UploadTask,
     *,
-    outputs: dict[str, Any],
-    error: dict[str, Any] | None,
+    outputs: dict[Role, Output | None],
+    error: ErrorInfo | None,
     end_ms: int,
     upload_start_ms: int | None = None,
-) -> dict[str, Any]:
-    """The job's export.completed event, from its upload task (``req`` None: the job's own
-    event was refused, so only its id is known)."""
-    timings = task_timings(task)
+) -> CompletedEvent:
+    """The job's export.completed event, from its upload task (a task without a request:
+    the job's own event was refused, so only its id is known)."""
+    timings = dict(task.timings)
     if upload_start_ms is not None:
         timings["upload"] = {"start_ms": upload_start_ms, "end_ms": end_ms}
+    req = task.request
     ok = error is None
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": task["job_id"],
-        "outcome": "ok" if ok else "failed",
-        "request": request_event(req) if req is not None else None,
-        "completed_at_ms": end_ms,
-        "outputs": outputs if ok else {},
-        "delivered_ms": int(task.get("delivered_ms") or 0),
-        "missing_ms": int(task.get("missing_ms") or 0),
-        "lack_length_ms": int(task.get("lack_length_ms") or 0),
-        "gaps": task.get("gaps") or [],
-        "timings": timings,
-        "error": error,
-        "story": req.story if req is not None else None,
-        "slug": req.slug if req is not None else None,
-    }
+    return CompletedEvent(
+        job_id=task.job_id,
+        outcome="ok" if ok else "failed",
+        request=req,
+        completed_at_ms=end_ms,
+        outputs=outputs if ok else {},
+        delivered_ms=task.delivered_ms,
+        missing_ms=task.missing_ms,
+        lack_length_ms=task.lack_length_ms,
+        gaps=task.gaps,
+        timings=timings,
+        error=error,
+        story=req.story if req is not None else None,
+        slug=req.slug if req is not None else None,
+    )
 
 
-def final_status(completed: dict[str, Any]) -> dict[str, Any]:
+def final_status(completed: CompletedEvent) -> dict[str, Any]:
     """The final status event a completed event stands for (said again on redelivery)."""
-    job_id, end = completed["job_id"], completed["completed_at_ms"]
-    if completed["outcome"] != "ok":
-        return status_event(job_id, "failed", at_ms=end, error=completed.get("error"))
-    request = completed.get("request") or {}
+    job_id, end = completed.job_id, completed.completed_at_ms
+    if completed.outcome != "ok":
+        error = completed.error
+        return status_event(
+            job_id, "failed", at_ms=end, error=_builtins(error) if error is not None else None
+        )
+    req = completed.request
     return status_event(
         job_id,
         "done",
         at_ms=end,
         stage="upload",
         stage_end_ms=end,
-        lack_length_ms=completed.get("lack_length_ms") or 0,
-        image_key=request.get("image_key"),
-        video_key=request.get("video_key"),
+        lack_length_ms=completed.lack_length_ms,
+        image_key=req.image_key if req is not None else None,
+        video_key=req.video_key if req is not None else None,
     )
+
+
+def _builtins(error: ErrorInfo) -> dict[str, Any]:
+    return {f: getattr(error, f) for f in error.__struct_fields__}

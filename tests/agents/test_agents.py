@@ -53,7 +53,7 @@ def run(coro: Any) -> Any:
 
 def test_request_flows_through_every_agent_once(pipe: Any) -> None:
     req = _req(pipe)
-    ev = stages.request_event(req)
+    ev = req.to_dict()
     run(resolve.handle(pipe, event(schemas.REQUESTS, ev, req.job_id)))
     run(resolve.handle(pipe, event(schemas.REQUESTS, ev, req.job_id, offset=1)))  # again
     assert len(pipe.sent[schemas.FRAMES]) == 1  # the duplicate is a poll, not a job
@@ -73,7 +73,7 @@ def test_request_flows_through_every_agent_once(pipe: Any) -> None:
 
 def test_media_job_goes_to_transcode(pipe: Any) -> None:
     req = _req(pipe, FetchMedia=True, export_type=0)
-    run(resolve.handle(pipe, event(schemas.REQUESTS, stages.request_event(req), req.job_id)))
+    run(resolve.handle(pipe, event(schemas.REQUESTS, req.to_dict(), req.job_id)))
     _, task = pipe.sent[schemas.TRANSCODES][0]
     run(transcode.handle(pipe, event(schemas.TRANSCODES, task, req.job_id)))
     _, up = pipe.sent[schemas.UPLOADS][0]
@@ -83,7 +83,7 @@ def test_media_job_goes_to_transcode(pipe: Any) -> None:
 
 def test_failing_job_still_completes_once(pipe: Any) -> None:
     req = _req(pipe, LivePath="mp4/gone/1/stream.mpd")
-    run(resolve.handle(pipe, event(schemas.REQUESTS, stages.request_event(req), req.job_id)))
+    run(resolve.handle(pipe, event(schemas.REQUESTS, req.to_dict(), req.job_id)))
     assert not pipe.sent[schemas.FRAMES]
     _, up = pipe.sent[schemas.UPLOADS][0]
     assert up["error"]["code"] == -1
@@ -129,7 +129,7 @@ def test_status_fold_never_moves_backwards(pipe: Any) -> None:
 def test_a_redelivered_request_is_processed_again(pipe: Any) -> None:
     # The same event again (crash before its offset was committed) must not be lost.
     req = _req(pipe)
-    ev = event(schemas.REQUESTS, stages.request_event(req), req.job_id, offset=7)
+    ev = event(schemas.REQUESTS, req.to_dict(), req.job_id, offset=7)
     run(resolve.handle(pipe, ev))
     run(resolve.handle(pipe, ev))
     assert len(pipe.sent[schemas.FRAMES]) == 2

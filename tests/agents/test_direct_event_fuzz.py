@@ -65,7 +65,7 @@ def test_any_direct_event_is_taken_on_or_ended(tmp_path: Path) -> None:
     cfg = Settings(data_dir=tmp_path / "data", archive_url=str(archive), output_url=str(out))
     assert SPEC.epoch_ms is not None
     body = {"StartPos": SPEC.epoch_ms + 400, "Duration": 1000, "LivePath": LIVE_PATH}
-    good = stages.request_event(parse_export_body(body, cfg, now_ms=1))
+    good = parse_export_body(body, cfg, now_ms=1).to_dict()
     ctx = stages.StageContext.from_settings(cfg)
     outcomes: dict[str, int] = {}
 

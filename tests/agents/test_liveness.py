@@ -52,7 +52,7 @@ def pipe(tmp_path: Path) -> Iterator[FakePipe]:
 def _event(pipe: FakePipe, **body: Any) -> dict[str, Any]:
     assert SPEC.epoch_ms is not None
     fields = {"StartPos": SPEC.epoch_ms + 400, "Duration": 1000, "LivePath": LIVE_PATH, **body}
-    return stages.request_event(parse_export_body(fields, pipe.settings, now_ms=1))
+    return parse_export_body(fields, pipe.settings, now_ms=1).to_dict()
 
 
 def _raw(value: Any) -> bytes:

@@ -74,7 +74,7 @@ def _run_job(pipe: FakePipe, body: dict[str, Any]) -> dict[str, Any]:
     """One job through resolve, its stage and upload; its export.completed event."""
     req = parse_export_body(body, pipe.settings, now_ms=1)
     job = req.job_id
-    asyncio.run(resolve.handle(pipe, event(schemas.REQUESTS, stages.request_event(req), job)))
+    asyncio.run(resolve.handle(pipe, event(schemas.REQUESTS, req.to_dict(), job)))
     for topic, agent in ((schemas.FRAMES, frames), (schemas.TRANSCODES, transcode)):
         for key, task in pipe.sent[topic]:
             if key == job:

@@ -103,15 +103,13 @@ def test_thumbnail_job_runs_resolve_frames_upload(tmp_path: Path, archive_root: 
         schemas.convert(schemas.FRAMES, routed.task)
         upload = await stages.frame_step(ctx, routed.task, status)
         schemas.convert(schemas.UPLOADS, upload)
-        assert [a["staging_key"] for a in upload["artifacts"]] == [
-            f"staging/{req.job_id}/image.jpg"
-        ]
+        assert [a.staging_key for a in upload.artifacts] == [f"staging/{req.job_id}/image.jpg"]
         return await stages.upload_step(ctx, upload, status)
 
     published = asyncio.run(run())
     schemas.convert(schemas.COMPLETED, published.completed)
-    assert published.completed["outcome"] == "ok"
-    assert set(published.completed["timings"]) == {"resolve", "frames", "upload"}
+    assert published.completed.outcome == "ok"
+    assert set(published.completed.timings) == {"resolve", "frames", "upload"}
     assert published.status["state"] == "done"
     final = Path(ctx.store.location(req.image_key))
     assert _first_frame(final.read_bytes()) == 37
@@ -135,13 +133,17 @@ def test_media_job_yields_clip_and_its_first_frame(tmp_path: Path, archive_root:
         return await stages.upload_step(ctx, upload, status)
 
     published = asyncio.run(run())
-    out = published.completed["outputs"]
-    assert out["video"]["key"] == f"export/{req.job_id}/cut.ts"
-    assert out["video"]["facts"]["container"] == "mpegts"
-    assert published.completed["delivered_ms"] == 2000
-    assert published.completed["lack_length_ms"] == 0
-    video = Path(ctx.store.location(out["video"]["key"])).read_bytes()
-    image = Path(ctx.store.location(out["image"]["key"])).read_bytes()
+    video_out, image_out = (
+        published.completed.outputs["video"],
+        published.completed.outputs["image"],
+    )
+    assert video_out is not None and image_out is not None
+    assert video_out.key == f"export/{req.job_id}/cut.ts"
+    assert video_out.facts["container"] == "mpegts"
+    assert published.completed.delivered_ms == 2000
+    assert published.completed.lack_length_ms == 0
+    video = Path(ctx.store.location(video_out.key)).read_bytes()
+    image = Path(ctx.store.location(image_out.key)).read_bytes()
     assert _first_frame(video) == 25 == _first_frame(image)
     assert any(e["state"] == "transcoding" and e["progress"] for e in status.events)
     ctx.close()
@@ -160,7 +162,7 @@ def test_upload_redelivery_keeps_one_output(tmp_path: Path, archive_root: Path) 
         return first, again
 
     first, again = asyncio.run(run())
-    assert first.completed["outputs"] == again.completed["outputs"]
+    assert first.completed.outputs == again.completed.outputs
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert sorted(p.name for p in files) == sorted(
         [Path(req.image_key).name, Path(req.image_key).name + ".meta.json"]
@@ -181,8 +183,9 @@ def test_failure_becomes_a_failed_completed_event(tmp_path: Path, archive_root: 
 
     published = asyncio.run(run())
     schemas.convert(schemas.COMPLETED, published.completed)
-    assert published.completed["outcome"] == "failed"
-    assert published.completed["error"]["code"] == -1
+    assert published.completed.outcome == "failed"
+    assert published.completed.error is not None
+    assert published.completed.error.code == -1
     assert published.status["state"] == "failed"
     ctx.close()
 
@@ -209,8 +212,8 @@ def test_live_edge_wait_reports_shrinking_lack_then_delivers(tmp_path: Path) -> 
     # 4 s past the video edge, more while the audio (on the AAC frame grid) trails it
     assert len(lacks) >= 2 and 4000 <= lacks[0] <= 6000
     assert all(a > b for a, b in itertools.pairwise(lacks))  # shrinking
-    assert routed.task["lack_length_ms"] == 0
-    assert "waiting_live" in routed.task["timings"]
+    assert routed.task.lack_length_ms == 0
+    assert "waiting_live" in routed.task.timings
     ctx.close()
 
 
@@ -228,7 +231,7 @@ def test_live_edge_wait_is_bounded(tmp_path: Path) -> None:
     assert fake.waits == [0.3]  # the whole live wait, and not a moment longer
     # goes on with what exists and says what lacks (the archive did not grow meanwhile)
     lack = stages.lack_ms(asyncio.run(stages.resolve_once(ctx, req)).missing)
-    assert 4000 <= routed.task["lack_length_ms"] == lack <= 6000
+    assert 4000 <= routed.task.lack_length_ms == lack <= 6000
     ctx.close()
 
 
@@ -275,19 +278,22 @@ def test_range_starting_beyond_the_live_edge_waits_then_delivers(
         return await stages.upload_step(ctx, upload, status)
 
     published = asyncio.run(run())
-    assert published.completed["outcome"] == "ok", published.completed["error"]
+    assert published.completed.outcome == "ok", published.completed.error
     # It waited while the edge was short of the start (4 s, 6 s); a clip then waits for its
     # end (8 s), a thumbnail only for its frame.
     assert edges == ([4.0, 6.0, 8.0] if fetch_media else [4.0, 6.0])
     assert "waiting_live" in status.states()
-    assert "waiting_live" in published.completed["timings"]
-    outputs = published.completed["outputs"]
-    image = Path(ctx.store.location(outputs["image"]["key"])).read_bytes()
+    assert "waiting_live" in published.completed.timings
+    outputs = published.completed.outputs
+    image_out, video_out = outputs["image"], outputs.get("video")
+    assert image_out is not None
+    image = Path(ctx.store.location(image_out.key)).read_bytes()
     assert _first_frame(image) == 160
     if fetch_media:
-        assert published.completed["lack_length_ms"] == 0
-        assert published.completed["delivered_ms"] == 3000
-        video = Path(ctx.store.location(outputs["video"]["key"])).read_bytes()
+        assert published.completed.lack_length_ms == 0
+        assert published.completed.delivered_ms == 3000
+        assert video_out is not None
+        video = Path(ctx.store.location(video_out.key)).read_bytes()
         assert _first_frame(video) == 160
     ctx.close()
 
@@ -311,7 +317,7 @@ def test_live_wait_ending_with_nothing_recorded_fails_naming_start_pos(
     assert str(epoch + 6400) in str(e.value) and "live edge" in str(e.value)
     assert "waiting_live" in status.states()
     # a stage that re-resolves later (a redelivered task) fails the same way, no empty file
-    task = {"request": stages.request_event(req), "timings": {}}
+    task = schemas.StageTask(job_id=req.job_id, request=req)
     step = stages.transcode_step if fetch_media else stages.frame_step
     with pytest.raises(RangeNotInArchive):
         asyncio.run(step(ctx, task, status))
@@ -343,11 +349,11 @@ def test_thumbnail_inside_a_long_gap_is_the_first_frame_after_it(tmp_path: Path)
     req = _request(ctx, StartPos=EPOCH + 2400, Duration=500)
     status = Recorder()
 
-    async def run() -> dict[str, Any]:
+    async def run() -> schemas.UploadTask:
         routed = await stages.resolve_step(ctx, req, status)
         return await stages.frame_step(ctx, routed.task, status)
 
     upload = asyncio.run(run())
-    staged = Path(ctx.store.location(upload["artifacts"][0]["staging_key"]))
+    staged = Path(ctx.store.location(upload.artifacts[0].staging_key))
     assert _first_frame(staged.read_bytes()) == 100
     ctx.close()

@@ -38,15 +38,16 @@ def _request(tmp_path: Path, **fields: Any) -> Any:
 
 def samples(tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     req = _request(tmp_path)
-    art = {
-        "role": "video",
-        "staging_key": f"staging/{req.job_id}/video.mp4",
-        "final_key": req.video_key,
-        "content_type": "video/mp4",
-        "size": 10,
-        "sha256": "0" * 64,
-        "facts": {"duration": 9.0},
-    }
+    assert req.video_key is not None
+    art = schemas.Artifact(
+        role="video",
+        staging_key=f"staging/{req.job_id}/video.mp4",
+        final_key=req.video_key,
+        content_type="video/mp4",
+        size=10,
+        sha256="0" * 64,
+        facts={"duration": 9.0},
+    )
     upload = stages.upload_task(
         req, artifacts=[art], delivered_ms=9000, timings={"transcode": {"start_ms": 1, "end_ms": 2}}
     )
@@ -54,7 +55,7 @@ def samples(tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     task = {
         "schema_version": 2,
         "job_id": req.job_id,
-        "request": stages.request_event(req),
+        "request": req.to_dict(),
         "lack_length_ms": 0,
         "live_waited_ms": 0,
         "timings": {},
@@ -63,7 +64,7 @@ def samples(tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
         "schema_version": 2,
         "job_id": req.job_id,
         "outcome": "ok",
-        "request": stages.request_event(req),
+        "request": req.to_dict(),
         "completed_at_ms": 9,
         "outputs": {
             "image": None,
@@ -81,8 +82,8 @@ def samples(tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     }
     return {
         schemas.REQUESTS: [
-            stages.request_event(req),
-            stages.request_event(_request(tmp_path, FetchMedia=False)),
+            req.to_dict(),
+            _request(tmp_path, FetchMedia=False).to_dict(),
         ],
         schemas.FRAMES: [task],
         schemas.TRANSCODES: [task],
@@ -137,7 +138,7 @@ def test_sample_events_validate_and_round_trip(tmp_path: Path) -> None:
 
 def test_the_schema_file_refuses_what_the_service_refuses(tmp_path: Path) -> None:
     """The file states the rules: an event the service refuses fails the file too."""
-    good = stages.request_event(_request(tmp_path))
+    good = _request(tmp_path).to_dict()
     bad = [
         {**good, "video_key": None},  # a media request needs its video key
         {**good, "duration_ms": 0.5},
