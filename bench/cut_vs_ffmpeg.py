@@ -2,7 +2,7 @@
 
 Both run as child processes on the same generated DASH archive in the same run, so the
 printed ratios (mediaexport / ffmpeg) compare like with like on this machine. Each output is
-also judged for correctness the way DESIGN.md asks: a fresh decoder with MP4 edit lists
+also judged for correctness by the frame-exact rule (README, "The media core"): a fresh decoder with MP4 edit lists
 ignored, the first frame must be the wanted one (read from the frame's barcode) and the frame
 count must be exact.
 

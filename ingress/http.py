@@ -35,8 +35,10 @@ from pipeline.errors import (
     Unauthorized,
 )
 from pipeline.jobs import JobStatus, accepted_update, advance, legacy_response
+from pipeline.stages.context import now_ms
 from pipeline.stages.events import status_event
 from schemas import REQUESTS, STATUS
+from schemas.request import JOB_ID_PATTERN
 
 if TYPE_CHECKING:
     from ingress.replica import StatusReplica
@@ -54,13 +56,9 @@ SESSION_QUERY = "SessionId"
 # Linux's NAME_MAX and PATH_MAX: a longer name makes the OS raise instead of answer "no".
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
-_JOB_ID = re.compile(r"[0-9A-F]{32}")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 # The routes whose every answer is a legacy body (HTTP 200 and an ErrorCode).
 _LEGACY_ROUTES = frozenset({"export_post", "export_get"})
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Ingress:
@@ -154,7 +152,7 @@ class Ingress:
             return _error_answer(denied, "")
         raw = request.match_info["job_id"]
         job_id = raw.upper()
-        if _JOB_ID.fullmatch(job_id) is None:
+        if _JOB_ID.match(job_id) is None:
             # Never echoed: it may be kilobytes long or hold control characters.
             err = InvalidRequest(
                 f"JobId must be the 32 hex digits POST /export answered "

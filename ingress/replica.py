@@ -32,15 +32,12 @@ import schemas
 from pipeline.errors import ExportError
 from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance
 from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
+from pipeline.stages.context import now_ms
 from schemas import STATUS, codec
 
 log = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"done", "failed"})
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 Listener = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]
@@ -57,7 +54,7 @@ class StatusReplica:
         status_topic: str = STATUS,
         client_id: str = "ingress",
         ttl_ms: int | None = None,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.bootstrap = bootstrap
         self.ttl_ms = ttl_ms  # finished jobs older than this are dropped (None: never)
