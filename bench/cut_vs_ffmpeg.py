@@ -120,7 +120,7 @@ def main() -> int:
     first = (int(spec.seconds * fps) // 3 // spec.gop_frames) * spec.gop_frames + 12
     start_s = float(Fraction(first) / fps)
     start_pos = spec.start_pos_ms(first)
-    me = [sys.executable, "-m", "pipeline.cli"]
+    me = [sys.executable, "-m", "service.cli"]
     ff = [ffmpeg, "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-i", str(mpd)]
 
     out = work / "out"

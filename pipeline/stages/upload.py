@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from pipeline.errors import ExportError, StorageFailure
 from pipeline.stages.context import Publish, StageContext
 from pipeline.stages.events import request_event, request_from_event, status_event, task_timings
@@ -18,15 +20,13 @@ if TYPE_CHECKING:
 
 def output_metadata(req: ExportRequest) -> dict[str, str]:
     """What travels into the output's metadata (S3 user metadata, or a local sidecar)."""
-    from schemas import codec
-
     meta = {"job-id": req.job_id, "kind": req.kind}
     if req.story is not None and req.story.id:
         meta["story-id"] = req.story.id
     if req.story is not None and req.story.name:
         meta["story-name"] = req.story.name
     if req.slug:
-        meta["slug"] = codec.dumps(req.slug).decode()
+        meta["slug"] = orjson.dumps(req.slug).decode()
     if req.user_id:
         meta["user-id"] = req.user_id
     return meta
