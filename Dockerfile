@@ -9,6 +9,7 @@ COPY pipeline ./pipeline
 COPY agents ./agents
 COPY ingress ./ingress
 COPY schemas ./schemas
+COPY service ./service
 RUN pip install . && useradd --create-home --uid 10001 export \
     && mkdir -p /var/lib/mediaexport && chown export /var/lib/mediaexport
 USER export

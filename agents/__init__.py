@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 
 def register_all(pipe: Pipeline) -> None:

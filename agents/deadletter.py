@@ -12,7 +12,7 @@ from pipeline.stages.context import now_ms
 from schemas import DEADLETTER, SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from pipeline.stages.upload import completed_event, final_status
 from schemas import COMPLETED, REQUESTS, STATUS, UPLOADS, job_id_hint
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
     from schemas import CompletedEvent
     from schemas.request import ExportRequest
 

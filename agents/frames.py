@@ -11,7 +11,7 @@ from pipeline.stages.media import frame_step
 from schemas import FRAMES
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 
 def register(pipe: Pipeline) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from agents.failures import after_crash
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 Handler = Callable[["Pipeline", Any], Awaitable[None]]
 

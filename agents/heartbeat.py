@@ -20,7 +20,7 @@ from pipeline.stages.events import status_event
 from schemas import STATUS, job_id_hint
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 STAGE = "heartbeat"

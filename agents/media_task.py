@@ -12,7 +12,7 @@ from pipeline.errors import ExportError
 from schemas import STATUS, UPLOADS
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
     from pipeline.stages.context import Publish, StageContext
     from schemas import StageTask, UploadTask
 

@@ -14,7 +14,7 @@ from pipeline.stages.resolve import resolve_step
 from schemas import REQUESTS, STATUS
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 

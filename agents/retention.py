@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pipeline.retention import prune_interval_s, prune_tables
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pipeline.jobs import JobStatus, StatusUpdate, advance
 from schemas import STATUS
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 

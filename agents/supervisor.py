@@ -20,7 +20,7 @@ from pipeline.supervise import SCAN_INTERVAL_S, Verdict, stalled_jobs
 from schemas import REQUESTS, STATUS
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 _PARTITIONER = DefaultPartitioner()

@@ -22,7 +22,7 @@ from pipeline.stages.media import transcode_step
 from schemas import TRANSCODES
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 
 MAX_ACTORS = 256

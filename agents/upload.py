@@ -17,7 +17,7 @@ from pipeline.stages.upload import discard_staging, final_status, upload_step
 from schemas import STATUS, UPLOADS
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from agents.pipe import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 Both run as child processes on the same generated DASH archive in the same run, so the
 printed ratios (mediaexport / ffmpeg) compare like with like on this machine. Each output is
-also judged for correctness by the frame-exact rule (README, "The media core"): a fresh decoder with MP4 edit lists
-ignored, the first frame must be the wanted one (read from the frame's barcode) and the frame
-count must be exact.
+also judged by the frame-exact rule (README, "The media core"): a fresh decoder with MP4 edit
+lists ignored, the first frame must be the wanted one (read from the frame's barcode) and the
+frame count must be exact.
 
     python bench/cut_vs_ffmpeg.py [--seconds 60] [--width 1280 --height 720] [--repeat 3]
 
@@ -120,7 +120,7 @@ def main() -> int:
     first = (int(spec.seconds * fps) // 3 // spec.gop_frames) * spec.gop_frames + 12
     start_s = float(Fraction(first) / fps)
     start_pos = spec.start_pos_ms(first)
-    me = [sys.executable, "-m", "pipeline.cli"]
+    me = [sys.executable, "-m", "service.cli"]
     ff = [ffmpeg, "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-i", str(mpd)]
 
     out = work / "out"

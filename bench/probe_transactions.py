@@ -1,6 +1,6 @@
 """Probe: which of Kafka's idempotence and transaction features the embedded Tansu broker has.
 
-Starts a private memory-only Tansu (pipeline/broker.py) on a free loopback port and tries,
+Starts a private memory-only Tansu (service/broker.py) on a free loopback port and tries,
 with aiokafka, each step a consume-transform-produce pipeline would need for exactly-once:
 
 1. an idempotent producer (``enable_idempotence=True``);
@@ -32,7 +32,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.broker import EmbeddedBroker
+from service.broker import EmbeddedBroker
 
 RESULTS: list[tuple[str, bool, str]] = []
 STEP_TIMEOUT_S = 30.0

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.broker import EmbeddedBroker
+from service.broker import EmbeddedBroker
 
 HERE = Path(__file__).resolve().parent
 

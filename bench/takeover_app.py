@@ -2,7 +2,7 @@
 
 The shape of agents/transcode.py with a sleep standing in for the transcode: one shared
 stream, ``concurrency`` = partitions, an asyncio.Lock per partition, the work in an executor;
-faust settings as in pipeline/app.py.  Every processed event is sent to tk-done.  Each start,
+faust settings as in service/app.py.  Every processed event is sent to tk-done.  Each start,
 finish, ack and commit is printed, so the driver can tell an event that was committed past
 without being finished.
 """

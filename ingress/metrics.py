@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 from pipeline.jobs import FINAL_STATES, STATES
 
 if TYPE_CHECKING:
-    from pipeline.app import Pipeline
+    from ingress.pipe import Pipeline
     from pipeline.stages.context import SlotKind
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
@@ -33,7 +34,7 @@ from pipeline.errors import ExportError
 from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance
 from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
 from pipeline.stages.context import now_ms
-from schemas import STATUS, codec
+from schemas import STATUS
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +150,14 @@ class StatusReplica:
         job_id = key.decode("utf-8", "replace")
         if job_id.startswith('"'):  # faust writes changelog keys JSON-encoded
             try:
-                job_id = str(codec.loads(key))
+                job_id = str(orjson.loads(key))
             except ValueError:
                 return
         if value is None:  # a tombstone: the job was pruned from the table
             self._drop(job_id)
             return
         try:
-            row = codec.loads(value)
+            row = orjson.loads(value)
         except ValueError:
             log.warning("status changelog: undecodable row for %s", job_id)
             return

@@ -27,8 +27,7 @@ def output_metadata(req: ExportRequest) -> dict[str, str]:
     if req.story is not None and req.story.name:
         meta["story-name"] = req.story.name
     if req.slug:
-        # OPT_NON_STR_KEYS: the caller's slug may be keyed by numbers.
-        meta["slug"] = orjson.dumps(req.slug, option=orjson.OPT_NON_STR_KEYS).decode()
+        meta["slug"] = orjson.dumps(req.slug).decode()
     if req.user_id:
         meta["user-id"] = req.user_id
     return meta

@@ -1,4 +1,4 @@
-"""A broker-less stand-in for pipeline.app.Pipeline: sends are recorded, tables are dicts."""
+"""A broker-less stand-in for service.app.Pipeline: sends are recorded, tables are dicts."""
 
 from __future__ import annotations
 

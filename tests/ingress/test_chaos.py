@@ -24,8 +24,8 @@ import av
 import pytest
 
 import schemas
-from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
+from service.broker import EmbeddedBroker, free_port
 from tests.ingress.worker_process import (
     post_export,
     read_to_end,

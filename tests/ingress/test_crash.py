@@ -31,8 +31,8 @@ import av
 import pytest
 
 import schemas
-from pipeline.broker import EmbeddedBroker, free_port
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
+from service.broker import EmbeddedBroker, free_port
 from tests.fixtures.services import S3Server, use_docker
 from tests.ingress.worker_process import (
     post_export,

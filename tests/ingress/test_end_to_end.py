@@ -29,10 +29,10 @@ import av
 import pytest
 
 import schemas
-from pipeline.broker import free_port
 from pipeline.identity import identity_document, job_id_of
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
 from pipeline.synthetic.growing import GrowingArchive
+from service.broker import free_port
 from tests.fixtures.services import S3Server
 from tests.ingress.worker_process import (
     changelog_values,

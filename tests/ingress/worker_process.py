@@ -36,7 +36,7 @@ def spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     """Start ``mediaexport worker`` (stderr to ``log``); see :func:`wait_ready`."""
     with open(log, "w") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "service.cli", "worker", "--loglevel", "info"],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,

@@ -12,7 +12,7 @@ from pipeline.synthetic import read_frame_index
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Exit code, stdout and stderr of ``mediaexport ARGV``."""
-    from pipeline.cli import main
+    from service.cli import main
 
     code = main(argv)
     out, err = capsys.readouterr()

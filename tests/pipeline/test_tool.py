@@ -140,7 +140,7 @@ def test_progress_bar_redraws_one_line() -> None:
 
 def test_console_entry_point_runs(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "thumb", "--help"],
+        [sys.executable, "-m", "service.cli", "thumb", "--help"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0 and "--start-pos" in proc.stdout

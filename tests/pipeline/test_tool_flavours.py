@@ -1,4 +1,4 @@
-"""`mediaexport cut`/`thumb` through pipeline.cli.main on every archive flavour of issue 2.
+"""`mediaexport cut`/`thumb` through service.cli.main on every archive flavour of issue 2.
 
 Each case runs the real command line on a generated archive, parses the one JSON line it
 prints and decodes the output with a fresh decoder (MP4 edit lists ignored), reading the

@@ -63,8 +63,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     _setup_logging(args.loglevel)
     broker = None
     bootstrap = settings.kafka_bootstrap
-    from pipeline.broker import EmbeddedBroker
     from pipeline.errors import ExportError
+    from service.broker import EmbeddedBroker
 
     try:
         if bootstrap is None:
@@ -148,8 +148,8 @@ def build_worker(
 
     from ingress.http import Ingress, drain
     from ingress.replica import StatusReplica
-    from pipeline.app import create_pipeline
     from pipeline.journal import Journal
+    from service.app import create_pipeline
 
     pipe = create_pipeline(settings, bootstrap)
     replica = StatusReplica(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import BrokerError, EmbeddedBroker, find_tansu, kafka_api_versions_ok
+from service.broker import BrokerError, EmbeddedBroker, find_tansu, kafka_api_versions_ok
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def _zombie(pid: int) -> bool:
 
 def test_broker_dies_with_its_parent(tmp_path: Path) -> None:
     code = (
-        "from pipeline.broker import EmbeddedBroker; import sys, time;"
+        "from service.broker import EmbeddedBroker; import sys, time;"
         "b = EmbeddedBroker().start(); print(b.proc.pid, flush=True); time.sleep(60)"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

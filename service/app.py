@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 import schemas
-from schemas import codec
+from agents import register_all
+from pipeline.stages.context import StageContext
+from service import codec
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
-    from pipeline.stages.context import StageContext
 
 APP_ID = "mediaexport"
 
@@ -190,9 +191,6 @@ def create_pipeline(
         ),
     )
     if agents:
-        from agents import register_all
-        from pipeline.stages.context import StageContext
-
         pipe.ctx = StageContext.from_settings(settings)
         register_all(pipe)
     return pipe

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.broker import free_port
+from service.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def test_up_serves_the_demo_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORT_")}
     env["EXPORT_H264_PRESET"] = "ultrafast"
     started = time.monotonic()
-    cmd = [sys.executable, "-m", "pipeline.cli", "up", "--port", str(port)]
+    cmd = [sys.executable, "-m", "service.cli", "up", "--port", str(port)]
     cmd += ["--data-dir", str(tmp_path / "var"), "--loglevel", "info"]
     with open(tmp_path / "up.log", "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)

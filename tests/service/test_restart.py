@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.broker import free_port
+from service.broker import free_port
 from tests.ingress.worker_process import read_topic
 from tests.pipeline.cli_helpers import frames_of
 
@@ -30,7 +30,7 @@ class Up:
     def __init__(self, tmp_path: Path, port: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORT_")}
         env["EXPORT_H264_PRESET"] = "ultrafast"
-        cmd = [sys.executable, "-m", "pipeline.cli", "up", "--port", str(port)]
+        cmd = [sys.executable, "-m", "service.cli", "up", "--port", str(port)]
         cmd += ["--data-dir", str(tmp_path / "var"), "--loglevel", "info"]
         self.log = tmp_path / f"up-{time.monotonic_ns()}.log"
         with open(self.log, "w") as err:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline import serve, tool
+    from pipeline import tool
+    from service import serve
 
     parser = argparse.ArgumentParser(
         prog="mediaexport",
