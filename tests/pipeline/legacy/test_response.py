@@ -142,6 +142,9 @@ def run_for(req: ExportRequest, *states: str) -> JobStatus:
     return status
 
 
+# --- TimeWait ----------------------------------------------------------------------------
+
+
 def test_time_wait_from_progress_and_elapsed_time() -> None:
     status = run(MEDIA_FLOW[0], upd("transcoding", 1000, progress=0.0))
     status = advance(status, upd("transcoding", 2000, progress=0.5))
