@@ -1,7 +1,7 @@
 """The HTTP adapter (aiohttp): legacy ``POST /export``, ``GET /export/{job_id}``,
 ``GET /files/...`` for local outputs, ``GET /healthz``, ``GET /metrics``.  Handlers only
-wire: the legacy body is validated by pipeline.legacy, answers come from
-pipeline.jobs.legacy_response, and the job's state from the status replica (see
+wire: the legacy body is validated by pipeline.legacy.request, answers come from
+pipeline.legacy.response.legacy_response, and the job's state from the status replica (see
 ingress/replica.py).
 
 Overload: a NEW job is refused with ErrorCode -4 and a TimeWait while ``max_pending``
@@ -35,7 +35,8 @@ from pipeline.errors import (
     SourceNotFound,
     Unauthorized,
 )
-from pipeline.jobs import JobStatus, accepted_update, advance, legacy_response
+from pipeline.jobs import FINAL_STATES, JobStatus, accepted_update, advance
+from pipeline.legacy.response import legacy_response
 from pipeline.stages.context import now_ms
 from pipeline.stages.events import status_event
 from schemas import REQUESTS, STATUS
@@ -121,7 +122,7 @@ class Ingress:
         out = []
         for job_id in self.submitted:
             row = self.replica.get(job_id)
-            if row is None or row.get("state") not in ("done", "failed"):
+            if row is None or row.get("state") not in FINAL_STATES:
                 out.append(job_id)
         return out
 
@@ -129,7 +130,7 @@ class Ingress:
 
     async def post_export(self, request: web.Request) -> web.Response:
         now = now_ms()
-        from pipeline.legacy import parse_export_body
+        from pipeline.legacy.request import parse_export_body
 
         try:
             body = await _read_json(request)

@@ -31,14 +31,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
 from pipeline.errors import ExportError
-from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance
+from pipeline.jobs import FINAL_STATES, STATES, JobStatus, StatusUpdate, advance
 from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
 from pipeline.stages.context import now_ms
 from schemas import STATUS
 
 log = logging.getLogger(__name__)
-
-FINAL_STATES = frozenset({"done", "failed"})
 
 
 Listener = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]

@@ -1,9 +1,9 @@
-"""Job status: states, the monotonic update rule, output keys and the legacy response body.
+"""Job status: states, the status row and the monotonic update rule.
 
 A job's status is the value of the status table, keyed by ``job_id``.  Every stage sends
 :class:`StatusUpdate` events; :func:`advance` folds them in so that a redelivered, duplicated
-or out-of-order update never moves a job backwards.  :func:`legacy_response` turns a status
-(or an error raised before there is one) into the body ``POST /export`` answers with.
+or out-of-order update never moves a job backwards.  How a status is answered to a legacy
+caller is pipeline/legacy/response.py (the contract renders job states, not the reverse).
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from __future__ import annotations
 import copy
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pipeline import errors
-from pipeline.errors import ExportError, InvalidRequest, Overloaded
+from pipeline.errors import ExportError, InvalidRequest
 
 if TYPE_CHECKING:
     from schemas.request import ExportRequest
@@ -33,10 +32,11 @@ State = Literal[
 ]
 Kind = Literal["thumbnail", "media"]
 STATES: tuple[State, ...] = get_args(State)
-FINAL_STATES = frozenset({"done", "failed"})
+FINAL_STATES: frozenset[State] = frozenset({"done", "failed"})
 # Order in which a job moves; a parallel stage that is "behind" (a media job's first-frame
 # grab while it already transcodes) still records its timings but does not move the state.
-_RANK = {s: i for i, s in enumerate(STATES[:-2])} | {"done": 99, "failed": 99}
+# done and failed rank alike: whichever comes first is final.
+_RANK = {s: 99 if s in FINAL_STATES else i for i, s in enumerate(STATES)}
 # Share of the whole job each state stands for, so JobStatus.progress (0..1) only grows.
 _BANDS: dict[str, dict[str, tuple[float, float]]] = {
     "media": {
@@ -57,57 +57,7 @@ _BANDS: dict[str, dict[str, tuple[float, float]]] = {
     },
 }
 
-EXPORT_DIR = "export"  # S3Dir: outputs live under <output root>/export/<job_id>/
-VERSION = "v1"
-TIME_WAIT_MIN_MS = 500
-TIME_WAIT_MAX_MS = 5000
-_DEFAULT_WAIT_MS = {"thumbnail": 1000, "media": 2000}
-_OVERLOADED_WAIT_MS = 2000
 _JOB_ID = re.compile(r"^[0-9A-F]{32}$")
-_MAX_NAME = 150
-
-
-# --- output keys -------------------------------------------------------------------------
-
-
-def output_name(file_name: str | None, job_id: str) -> tuple[str, str]:
-    """(safe base name, video extension) for a FileName; the job id when none is usable.
-
-    Only a trailing ``.mp4``/``.ts`` is an extension (``0.0993375889`` in the contract's
-    example is part of the name); every character outside letters, digits and ``._-``
-    becomes ``_``, so the name can never leave ``export/<job_id>/``.
-    """
-    ext = ".mp4"
-    name = file_name or ""
-    lower = name.lower()
-    if lower.endswith(".ts"):
-        ext, name = ".ts", name[:-3]
-    elif lower.endswith(".mp4"):
-        name = name[:-4]
-    name = unicodedata.normalize("NFC", name)
-    name = "".join(c if (c.isalnum() or c in "._-") else "_" for c in name)
-    name = name.strip("._- ")[:_MAX_NAME].rstrip("._- ")
-    return (name or job_id), ext
-
-
-def output_keys(job_id: str, kind: Kind, file_name: str | None) -> tuple[str, str | None]:
-    """Deterministic (image_key, video_key) of a job: a redelivery overwrites, never adds."""
-    name, ext = output_name(file_name, job_id)
-    image_key = f"{EXPORT_DIR}/{job_id}/{name}.jpg"
-    video_key = f"{EXPORT_DIR}/{job_id}/{name}{ext}" if kind == "media" else None
-    return image_key, video_key
-
-
-def legacy_image_path(image_key: str) -> str:
-    """ImagePath as the contract writes it: relative to S3Dir ("/<job_id>/<name>.jpg")."""
-    prefix = EXPORT_DIR + "/"
-    key = image_key.lstrip("/")
-    return "/" + (key[len(prefix) :] if key.startswith(prefix) else key)
-
-
-def legacy_video_path(video_key: str) -> str:
-    """VideoPath as the contract writes it: "/export/<job_id>/<name>.mp4"."""
-    return "/" + video_key.lstrip("/")
 
 
 # --- status ------------------------------------------------------------------------------
@@ -174,12 +124,8 @@ class JobStatus:
     progress: float = 0.0  # of the whole job, 0..1; never decreases
     stages: dict[str, dict[str, int]] = field(default_factory=dict)  # stage → start_ms/end_ms
     lack_length_ms: int | None = None
-    image_path: str | None = None
-    video_path: str | None = None
     image_key: str | None = None
     video_key: str | None = None
-    s3_dir: str = EXPORT_DIR
-    version: str = VERSION
     error: dict[str, Any] | None = None
     updated_at_ms: int = 0
     # extensions: what TimeWait is estimated from
@@ -245,8 +191,24 @@ def advance(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
     only adds stage timings; within a state progress only grows and a later-stamped update
     wins for LackLength.
     """
+    old = _status_for(status, update)
+    new = replace(old, stages=copy.deepcopy(old.stages))
+    _merge_facts(new, update)
+    if old.final:
+        return new if new != old else old
+    _fold_state(new, old, update)
+    if new.state not in FINAL_STATES:
+        lo, hi = _BANDS.get(new.kind, _BANDS["media"])[new.state]
+        new.progress = max(new.progress, lo + (hi - lo) * new.state_progress)
+    new.progress = min(1.0, new.progress)
+    new.updated_at_ms = max(old.updated_at_ms, update.at_ms)
+    return new
+
+
+def _status_for(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
+    """``status``, or a fresh one when ``update`` is the first a job has seen."""
     if status is None:
-        status = JobStatus(
+        return JobStatus(
             job_id=update.job_id,
             kind="",  # unknown until an update says (the accepted one does)
             state="accepted",
@@ -254,66 +216,61 @@ def advance(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
             state_since_ms=update.at_ms,
             updated_at_ms=update.at_ms,
         )
-    elif status.job_id != update.job_id:
+    if status.job_id != update.job_id:
         raise InvalidRequest(
             f"update for job {update.job_id} applied to job {status.job_id}", field="job_id"
         )
-    new = replace(status, stages=copy.deepcopy(status.stages))
-    # Facts that do not depend on order (kind, deterministic keys, stage timings) are
-    # merged even into a final status: a redelivered "accepted" may arrive after "done".
+    return status
+
+
+def _merge_facts(new: JobStatus, update: StatusUpdate) -> None:
+    """Facts that do not depend on order (kind, deterministic keys, the latest attempt's
+    request, stage timings): merged even into a final status, since a redelivered
+    "accepted" may arrive after "done"."""
     new.kind = new.kind or update.kind or ""
     new.image_key = new.image_key or update.image_key
     new.video_key = new.video_key or update.video_key
     if update.request is not None and _attempt(update.request) >= _attempt(new.request):
         new.request = update.request
     _merge_timing(new, update)
-    _set_paths(new)
-    if status.final:
-        return new if new != status else status
 
+
+def _fold_state(new: JobStatus, old: JobStatus, update: StatusUpdate) -> None:
+    """Move a job that is not final by ``update``'s state, never backwards."""
     old_rank, rank = _RANK[new.state], _RANK[update.state]
     if rank < old_rank:
-        pass  # a late or redelivered update: its timings count, its state does not
-    elif rank == old_rank and update.state == new.state:
+        return  # a late or redelivered update: its timings count, its state does not
+    if rank == old_rank and update.state == new.state:
         if update.progress is not None:
             new.state_progress = max(new.state_progress, update.progress)
-        if update.lack_length_ms is not None and update.at_ms >= status.updated_at_ms:
+        if update.lack_length_ms is not None and update.at_ms >= old.updated_at_ms:
             new.lack_length_ms = update.lack_length_ms
     elif update.state == "failed":
         new.state = "failed"
         new.error = update.error or ExportError("the job failed", obj=update.job_id).to_dict()
-        _close_stage(new, status.state, update.at_ms)
+        _close_stage(new, old.state, update.at_ms)
         new.state_since_ms = update.at_ms
     else:
-        _close_stage(new, status.state, update.at_ms)
-        new.state = update.state
-        new.state_since_ms = update.at_ms
-        new.state_progress = update.progress or 0.0
-        if update.lack_length_ms is not None:
-            new.lack_length_ms = update.lack_length_ms
-        if update.state == "done":
-            new.state_progress = 1.0
-            new.progress = 1.0
-            if new.lack_length_ms is None:
-                new.lack_length_ms = 0
-    if new.state not in FINAL_STATES:
-        lo, hi = _BANDS.get(new.kind, _BANDS["media"])[new.state]
-        new.progress = max(new.progress, lo + (hi - lo) * new.state_progress)
-    new.progress = min(1.0, new.progress)
-    new.updated_at_ms = max(status.updated_at_ms, update.at_ms)
-    return new
+        _enter_state(new, old, update)
+
+
+def _enter_state(new: JobStatus, old: JobStatus, update: StatusUpdate) -> None:
+    _close_stage(new, old.state, update.at_ms)
+    new.state = update.state
+    new.state_since_ms = update.at_ms
+    new.state_progress = update.progress or 0.0
+    if update.lack_length_ms is not None:
+        new.lack_length_ms = update.lack_length_ms
+    if update.state == "done":
+        new.state_progress = 1.0
+        new.progress = 1.0
+        if new.lack_length_ms is None:
+            new.lack_length_ms = 0
 
 
 def _attempt(request: dict[str, Any] | None) -> int:
     attempt = (request or {}).get("attempt", -1)
     return attempt if isinstance(attempt, int) else -1
-
-
-def _set_paths(status: JobStatus) -> None:
-    if status.image_key:
-        status.image_path = legacy_image_path(status.image_key)
-    if status.video_key:
-        status.video_path = legacy_video_path(status.video_key)
 
 
 def _merge_timing(status: JobStatus, update: StatusUpdate) -> None:
@@ -336,121 +293,7 @@ def _close_stage(status: JobStatus, state: str, at_ms: int) -> None:
         entry["end_ms"] = max(at_ms, entry.get("start_ms", at_ms))
 
 
-# --- TimeWait ----------------------------------------------------------------------------
-
-
-def estimate_time_wait_ms(status: JobStatus | None, *, kind: str, now_ms: int) -> int:
-    """Milliseconds until the next poll is worthwhile, clamped to 500..5000.
-
-    Waiting for the live edge: the recording grows in real time, so about the missing
-    time.  Otherwise: the time spent in the current state scaled by the work left in it.
-    """
-    default = _DEFAULT_WAIT_MS.get(kind, _DEFAULT_WAIT_MS["media"])
-    if status is None or status.final:
-        return _clamp(default)
-    if status.state == "waiting_live":
-        return _clamp(status.lack_length_ms if status.lack_length_ms is not None else default)
-    p = status.state_progress
-    elapsed = now_ms - status.state_since_ms
-    if p >= 0.01 and elapsed > 0 and status.state_since_ms > 0:
-        return _clamp(int(elapsed * (1.0 - p) / p))
-    return _clamp(default)
-
-
-def _clamp(ms: float) -> int:
-    return int(min(TIME_WAIT_MAX_MS, max(TIME_WAIT_MIN_MS, ms)))
-
-
-# --- the legacy body ---------------------------------------------------------------------
-
-
-def legacy_response(
-    req: ExportRequest | None,
-    status: JobStatus | None,
-    *,
-    error: ExportError | None = None,
-    now_ms: int,
-) -> dict[str, Any]:
-    """The body POST /export (and GET /export/{job_id}) answers with; HTTP is always 200.
-
-    ErrorCode 0: thumbnail ready; 1: "Work Not Finish"; 5: media ready; negative: the
-    error's code (see pipeline.errors).  Every body carries ``JobId`` ("" when the request
-    was too broken to have one).
-    """
-    job_id = req.job_id if req is not None else (status.job_id if status is not None else "")
-    if req is not None:
-        kind: str = req.kind
-    elif status is not None and status.kind:
-        kind = status.kind
-    else:
-        kind = "media" if status is not None and status.video_key else "thumbnail"
-    image_key = (status.image_key if status else None) or (req.image_key if req else None)
-    video_key = (status.video_key if status else None) or (req.video_key if req else None)
-    image_path = legacy_image_path(image_key) if image_key else ""
-    video_path = legacy_video_path(video_key) if video_key else ""
-
-    if error is None and status is not None and status.state == "failed":
-        error = error_from_dict(status.error or {})
-    if error is not None:
-        body = _error_body(error)
-        if req is not None or status is not None:
-            body.update({"ImagePath": image_path, "S3Dir": EXPORT_DIR})
-            if kind == "media":
-                body.update({"VideoPath": video_path, "Version": VERSION, "LackLength": 0})
-        body["JobId"] = job_id
-        return body
-
-    if status is not None and status.state == "done":
-        lack = status.lack_length_ms or 0
-        if kind == "thumbnail":
-            return {
-                "TimeWait": 0,
-                "ErrorCode": 0,
-                "ErrorMessage": "Success",
-                "ImagePath": image_path,
-                "S3Dir": EXPORT_DIR,
-                "JobId": job_id,
-            }
-        return {
-            "TimeWait": 0,
-            "ErrorCode": 5,
-            "ErrorMessage": "Success",
-            "ImagePath": image_path,
-            "VideoPath": video_path,
-            "Version": status.version or VERSION,
-            "S3Dir": EXPORT_DIR,
-            "LackLength": lack,
-            "JobId": job_id,
-        }
-
-    return {
-        "TimeWait": estimate_time_wait_ms(status, kind=kind, now_ms=now_ms),
-        "ErrorCode": 1,
-        "ErrorMessage": "Work Not Finish",
-        "ImagePath": image_path,
-        "S3Dir": EXPORT_DIR,
-        # Unknown until the archive has been resolved: 0 rather than a guess.
-        "LackLength": (status.lack_length_ms or 0) if status is not None else 0,
-        "State": status.state if status is not None else "accepted",
-        "Progress": round(status.progress, 3) if status is not None else 0.0,
-        "JobId": job_id,
-    }
-
-
-def _error_body(error: ExportError) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "TimeWait": _OVERLOADED_WAIT_MS if isinstance(error, Overloaded) else 0,
-        "ErrorCode": error.code,
-    }
-    if error.legacy_message:
-        # Callers match this exact text; the detail names the object.
-        body["ErrorMessage"] = error.legacy_message
-        body["ErrorDetail"] = str(error)
-    else:
-        body["ErrorMessage"] = str(error)
-    if error.field:
-        body["ErrorField"] = error.field
-    return body
+# --- the stored error ------------------------------------------------------------------
 
 
 _ERROR_TYPES: dict[str, type[ExportError]] = {
@@ -503,10 +346,8 @@ def _check_fraction(value: object, name: str) -> None:
 
 
 __all__ = [
-    "EXPORT_DIR",
     "FINAL_STATES",
     "STATES",
-    "VERSION",
     "JobStatus",
     "Kind",
     "State",
@@ -514,11 +355,5 @@ __all__ = [
     "accepted_update",
     "advance",
     "error_from_dict",
-    "estimate_time_wait_ms",
     "failed_update",
-    "legacy_image_path",
-    "legacy_response",
-    "legacy_video_path",
-    "output_keys",
-    "output_name",
 ]

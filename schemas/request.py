@@ -1,13 +1,13 @@
 """The export request: one typed definition for both doors.
 
-A legacy ``POST /export`` body (pipeline/legacy.py) and an event a search service publishes
-straight onto ``export.requests`` become the same :class:`ExportRequest` through the same
+A legacy ``POST /export`` body (pipeline/legacy/request.py) and an event a search service
+publishes straight onto ``export.requests`` become the same :class:`ExportRequest` through the same
 :func:`schemas.convert` / :func:`schemas.decode`, so the two doors can never disagree: every
 type, range and length rule is a ``Meta`` constraint below (and so in the generated JSON
 Schema), and the rules that span fields (a range needs StartPos or StartTime, the output
 keys are the job's deterministic keys, the JobId is the hash of the request, bounded
 ``slug``) live in ``__post_init__``.  Nothing here names a local path: ``source`` is the
-archive's logical location, resolved to a manifest by the worker (pipeline/legacy.py
+archive's logical location, resolved to a manifest by the worker (pipeline/archive.py
 ``archive_manifest``), so an event cannot point a stage outside the configured roots.
 """
 
@@ -37,7 +37,7 @@ MAX_ATTEMPT = 100
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 JOB_ID_PATTERN = r"^[0-9A-F]{32}$"
 # A clean relative path: no leading '/', '~' or scheme, no '.' / '..' / empty parts, no
-# backslash or control characters (pipeline.legacy.normalize_live_path makes one).
+# backslash or control characters (pipeline.legacy.request.normalize_live_path makes one).
 LIVE_PATH_PATTERN = r"^(?![/~])(?!.*://)(?!(.*/)?\.\.?(/|$))(?!.*//)[^\x00-\x1f\x7f\\]+$"
 PREFIX_PATTERN = r"^$|^(?!/)(?!(.*/)?\.\.?(/|$))(?!.*//)(?!.*/$)[^\x00-\x1f\x7f\\:]+$"
 # "(?!.*\n)": Python's "$" (msgspec matches with re.search) also matches before a final
@@ -46,7 +46,7 @@ BUCKET_PATTERN = r"^(?!.*\n)[A-Za-z0-9][A-Za-z0-9._-]{1,254}$"
 REGION_PATTERN = r"^(?!.*\n)[a-z0-9][a-z0-9-]{0,62}$"
 START_TIME_PATTERN = r"^\s*\d{1,3}:[0-5]?\d:[0-5]?\d(\.\d{1,3})?\s*$"
 # One file name inside the job's folder (letters of any script, digits, "._-"); the exact
-# name is the one pipeline.jobs.output_keys derives from FileName (checked in __post_init__).
+# name is the one pipeline.legacy.paths.output_keys derives from FileName (see __post_init__).
 _NAME = r"(?![.-])[^/\\\x00-\x1f\x7f]{1,150}"
 IMAGE_KEY_PATTERN = rf"^export/[0-9A-F]{{32}}/{_NAME}\.jpg$"
 VIDEO_KEY_PATTERN = rf"^export/[0-9A-F]{{32}}/{_NAME}\.(mp4|ts)$"
@@ -120,7 +120,7 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         from pipeline.identity import expected_job_id
-        from pipeline.jobs import output_keys
+        from pipeline.legacy.paths import output_keys
         from pipeline.manifest.request import range_request
 
         range_request(self.start_pos_ms, self.start_time, self.duration_ms)

@@ -14,7 +14,7 @@ import pytest
 import schemas
 from agents import frames, resolve, status, transcode, upload
 from pipeline import stages
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.synthetic import ArchiveSpec, write_dash
 from tests.agents.fakes import FakePipe, event

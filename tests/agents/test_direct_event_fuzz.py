@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import schemas
 from agents import resolve
 from pipeline import stages
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.synthetic import ArchiveSpec, write_dash
 from tests.agents.fakes import FakePipe, event

@@ -15,7 +15,7 @@ import schemas
 from agents import frames, resolve, status, supervisor, upload
 from agents.guard import handle_guarded
 from pipeline import stages
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.supervise import MAX_REDRIVES
 from pipeline.synthetic import ArchiveSpec, write_dash
@@ -99,7 +99,7 @@ def test_a_refused_direct_request_still_ends_its_job(
 
 
 def test_a_bucket_outside_the_allow_list_is_refused_at_the_stage(pipe: FakePipe) -> None:
-    from pipeline.legacy import request_from_fields
+    from pipeline.legacy.request import request_from_fields
     from schemas.request import ArchiveSource
 
     own = ("schema_version", "job_id", "image_key", "video_key", "attempt")

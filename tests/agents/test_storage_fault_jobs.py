@@ -15,7 +15,7 @@ import pytest
 import schemas
 from agents import frames, resolve, transcode, upload
 from pipeline import stages
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.storage import Blobs, OutputStore
 from pipeline.storage_retry import RetryPolicy

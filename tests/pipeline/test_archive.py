@@ -10,7 +10,7 @@ import pytest
 from pipeline import stages
 from pipeline.archive import ConfinedReader, archive_root, inside
 from pipeline.errors import MediaError
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.storage import Blobs
 from pipeline.synthetic import ArchiveSpec, write_dash

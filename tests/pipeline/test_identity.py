@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.identity import identity_document, job_id_of
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 
 VECTORS = json.loads((Path(__file__).parent / "job_id_vectors.json").read_text())["vectors"]

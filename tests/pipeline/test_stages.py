@@ -18,10 +18,11 @@ import pytest
 import schemas
 from pipeline import stages
 from pipeline.errors import RangeNotInArchive, SourceNotFound
-from pipeline.legacy import ExportRequest, parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
 from pipeline.synthetic.growing import GrowingArchive
+from schemas.request import ExportRequest
 
 EPOCH = 1_562_253_600_000
 SPEC = ArchiveSpec(seconds=6.0, epoch_ms=EPOCH)

@@ -15,7 +15,7 @@ import schemas
 from agents.deadletter import dead_letter_event
 from pipeline import stages
 from pipeline.errors import MediaError
-from pipeline.legacy import parse_export_body
+from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 
 JOB = "0123456789ABCDEF0123456789ABCDEF"

@@ -1,3 +1,6 @@
+"""A legacy POST body becomes an ExportRequest, or an error named as the body calls it
+(pipeline/legacy/request.py)."""
+
 from __future__ import annotations
 
 import base64
@@ -12,111 +15,25 @@ import orjson
 import pytest
 
 import schemas
+from pipeline.archive import archive_manifest
 from pipeline.auth import OpenSessions, StaticSessions, session_check_for
 from pipeline.errors import ExportError, InvalidRequest, Unauthorized
 from pipeline.identity import identity_document, job_id_of
-from pipeline.legacy import (
-    ArchiveSource,
-    archive_manifest,
-    decode_storage_info,
-    normalize_live_path,
-    parse_export_body,
-)
+from pipeline.legacy.request import normalize_live_path
 from pipeline.settings import Settings
-
-NOW = 1_700_000_000_000
-SESSION = "2A39603DDB0F47CFB32E96C8366084AE"
-LIVE_PATH = "mp4/55524C2004E/55524C2041268-6bdb82b53e0a/1/stream.mpd"
-STORAGE = [
-    {
-        "storage_purpose": "ts",
-        "storage_type": "S3",
-        "storage_enable": True,
-        "storage_name": "mma-ts-archive",
-        "storage_location": "us-east-2",
-        "storage_description": "",
-        "storage_root_folder": "",
-    },
-    {
-        "storage_purpose": "mp4",
-        "storage_type": "S3",
-        "storage_enable": True,
-        "storage_name": "mma-video-archive",
-        "storage_location": "us-west-1",
-        "storage_description": "",
-        "storage_root_folder": "",
-    },
-]
-SLUG = {"slug_id": "abcdefghig", "slug_name": "test", "slug_date": "", "clip_length": ""}
-
-
-def b64(value: Any) -> str:
-    return base64.b64encode(orjson.dumps(value)).decode()
-
-
-def media_body(**changes: Any) -> dict[str, Any]:
-    """The contract's media example, with real base64 payloads."""
-    body: dict[str, Any] = {
-        "_ServiceName": "resourceservice",
-        "_UrlPath": "export",
-        "_Version": 1,
-        "ServiceCaller": "mma",
-        "StartPos": 1562253612833,
-        "StartTime": "00:13:12",
-        "Duration": 9000,
-        "PeerId": "4D7446C8141EE167",
-        "LivePath": LIVE_PATH,
-        "FileName": "04-60C262253621833_0.0993375889",
-        "SessionId": SESSION,
-        "export_type": 1,
-        "FetchMedia": True,
-        "S3Region": "ap-northeast-1",
-        "S3Bucket": "imgbed",
-        "storage_info": b64(STORAGE),
-        "userid": "dev@tvunetworks.com",
-        "story": {
-            "id": "4B999DC458FBC4C800000000",
-            "name": "04-60C262253621833_0.0993375889",
-            "slug_info": b64(SLUG),
-        },
-    }
-    body.update(changes)
-    return body
-
-
-def thumb_body(**changes: Any) -> dict[str, Any]:
-    """The contract's thumbnail example (no storage_info: the default archive)."""
-    body: dict[str, Any] = {
-        "_ServiceName": "resourceservice",
-        "_UrlPath": "export",
-        "_Version": 1,
-        "StartPos": 1562253612833,
-        "StartTime": "00:13:12",
-        "Duration": 9000,
-        "PeerId": "4D7446C8141EE167",
-        "LivePath": LIVE_PATH,
-        "FileName": "04-60C262253621833_0.0993375889",
-        "SessionId": SESSION,
-        "FetchMedia": False,
-        "FetchThumb": True,
-        "userid": "dev@tvunetworks.com",
-    }
-    body.update(changes)
-    return body
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, worker_id="test")
-
-
-def parse(body: Any, settings: Settings, **kw: Any) -> schemas.ExportRequest:
-    return parse_export_body(body, settings, now_ms=NOW, **kw)
-
-
-def job(body: dict[str, Any], settings: Settings) -> str:
-    return parse(body, settings).job_id
-
+from schemas.request import ArchiveSource
+from tests.pipeline.legacy.bodies import (
+    LIVE_PATH,
+    NOW,
+    SESSION,
+    SLUG,
+    STORAGE,
+    b64,
+    job,
+    media_body,
+    parse,
+    thumb_body,
+)
 
 # --- the happy paths ---------------------------------------------------------------------
 
@@ -370,101 +287,6 @@ def test_start_time_alone_is_enough(settings: Settings) -> None:
 
 def test_integral_float_export_type_is_accepted(settings: Settings) -> None:
     assert parse(media_body(export_type=2.0), settings).export_type == 2
-
-
-# --- storage_info, buckets and the deprecated fields ---------------------------------------
-
-
-def test_storage_entry_is_chosen_by_live_path_first_element(settings: Settings) -> None:
-    req = parse(media_body(LivePath="ts/peer/1/index.m3u8"), settings)
-    assert req.source == ArchiveSource(bucket="mma-ts-archive", region="us-east-2")
-    assert archive_manifest(req.source, req.live_path, settings) == (
-        "s3://mma-ts-archive/ts/peer/1/index.m3u8"
-    )
-
-
-def test_disabled_entries_are_skipped_and_root_folder_prefixes(settings: Settings) -> None:
-    entries = [
-        {**STORAGE[1], "storage_enable": False, "storage_name": "disabled-bucket"},
-        {**STORAGE[1], "storage_root_folder": "/recordings/2024/", "storage_location": ""},
-    ]
-    req = parse(media_body(storage_info=b64(entries)), settings)
-    assert archive_manifest(req.source, req.live_path, settings) == (
-        f"s3://mma-video-archive/recordings/2024/{LIVE_PATH}"
-    )
-    assert req.source.region is None
-
-
-@pytest.mark.parametrize(
-    "encode",
-    [
-        lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        lambda raw: base64.encodebytes(raw).decode(),  # wrapped at 76 characters
-        lambda raw: base64.b64encode(b"\xef\xbb\xbf" + raw).decode(),  # UTF-8 BOM
-    ],
-)
-def test_storage_info_base64_variants(settings: Settings, encode: Any) -> None:
-    raw = orjson.dumps(STORAGE * 3)
-    req = parse(media_body(storage_info=encode(raw)), settings)
-    assert req.source.bucket == "mma-video-archive"
-
-
-def test_storage_info_may_be_an_already_decoded_list(settings: Settings) -> None:
-    assert decode_storage_info(STORAGE) == STORAGE
-    assert parse(media_body(storage_info=STORAGE), settings).source.bucket == "mma-video-archive"
-
-
-def test_bucket_outside_the_allow_list_is_unauthorized(tmp_path: Path) -> None:
-    s = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"mma-ts-archive"}))
-    with pytest.raises(Unauthorized) as info:
-        parse(media_body(), s)
-    assert info.value.code == -3
-    assert info.value.field == "storage_info"
-    assert "mma-video-archive" in info.value.message
-    ok = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"mma-video-archive"}))
-    assert parse(media_body(), ok).source.bucket == "mma-video-archive"
-
-
-def test_deprecated_s3_bucket_is_ignored_unless_allowed(tmp_path: Path) -> None:
-    body = media_body(storage_info=None)
-    open_settings = Settings(data_dir=tmp_path)
-    assert parse(body, open_settings).source.bucket is None  # no allow-list: not trusted
-    other = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"something-else"}))
-    assert parse(body, other).source.bucket is None
-    allowed = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"imgbed"}))
-    assert parse(body, allowed).source == ArchiveSource(bucket="imgbed", region="ap-northeast-1")
-    # storage_info wins over S3Bucket when both are given
-    both = Settings(data_dir=tmp_path, allowed_buckets=frozenset({"imgbed", "mma-video-archive"}))
-    assert parse(media_body(), both).source.bucket == "mma-video-archive"
-
-
-def test_empty_storage_info_means_absent(settings: Settings) -> None:
-    assert parse(media_body(storage_info=""), settings).source.bucket is None
-
-
-# --- names and keys ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("file_name", "name", "ext"),
-    [
-        ("clip.mp4", "clip", ".mp4"),
-        ("clip.TS", "clip", ".ts"),
-        ("news 2024/05.ts", "news_2024_05", ".ts"),
-        ("../../etc/passwd", "etc_passwd", ".mp4"),
-        ("新闻片段.mp4", "新闻片段", ".mp4"),
-        (".mp4", None, ".mp4"),
-        ("", None, ".mp4"),
-    ],
-)
-def test_file_name_is_sanitised_into_the_job_folder(
-    settings: Settings, file_name: str, name: str | None, ext: str
-) -> None:
-    req = parse(media_body(FileName=file_name), settings)
-    stem = name or req.job_id
-    assert req.video_key == f"export/{req.job_id}/{stem}{ext}"
-    assert req.image_key == f"export/{req.job_id}/{stem}.jpg"
-    assert ".." not in req.video_key.split("/")
 
 
 def test_normalize_live_path() -> None:

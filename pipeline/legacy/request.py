@@ -1,37 +1,33 @@
 """The legacy ``POST /export`` body, turned into an :class:`ExportRequest`.
 
 This module only translates: legacy names to event fields, ``FetchMedia`` to a kind,
-base64 ``storage_info``/``slug_info`` to JSON, ``storage_info`` to the archive's logical
-location, exact JSON numbers to integers.  Every rule a value must meet is the request's
-own definition (schemas/request.py), applied by :func:`schemas.convert` exactly as to an
-event published straight onto export.requests; an error is reported under the legacy field
-name (``Duration``, not ``duration_ms``).  The resulting request never carries the SessionId
-or any other credential.  Posting the same body again is a poll of the same job: the JobId
-is a hash of the output-defining fields (pipeline/identity.py).
+base64 ``slug_info`` to JSON, ``storage_info`` to the archive's logical location
+(storage.py), exact JSON numbers to integers.  Every rule a value must meet is the
+request's own definition (schemas/request.py), applied by :func:`schemas.convert` exactly
+as to an event published straight onto export.requests; an error is reported under the
+legacy field name (``Duration``, not ``duration_ms``): a bad Duration becomes an
+InvalidRequest named ``Duration`` here, which the answer (response.py) writes as ErrorCode
+-2.  The resulting request never carries the SessionId or any other credential.  Posting
+the same body again is a poll of the same job: the JobId is a hash of the output-defining
+fields (pipeline/identity.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
-from pipeline.archive import archive_manifest, check_source_allowed
 from pipeline.auth import SessionCheck, session_check_for
 from pipeline.errors import ExportError, InvalidRequest
 from pipeline.identity import identity_document, job_id_of
-from pipeline.jobs import Kind, output_keys
-from pipeline.settings import BUCKET_NAME, Settings
-from schemas.request import MAX_EPOCH_MS, MAX_LIVE_PATH, ArchiveSource, ExportRequest
+from pipeline.jobs import Kind
+from pipeline.legacy.paths import output_keys
+from pipeline.legacy.storage import decode_storage_info, resolve_source
+from pipeline.legacy.values import CONTROL, b64_json, json_type
+from pipeline.settings import Settings
+from schemas.request import MAX_EPOCH_MS, MAX_LIVE_PATH, ExportRequest
 
-MAX_B64 = 64 * 1024  # storage_info / slug_info: events stay small
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # event field -> the legacy body field a caller wrote (errors name what the caller sent)
 LEGACY_FIELDS = {
     "duration_ms": "Duration",
@@ -52,15 +48,11 @@ LEGACY_FIELDS = {
 _TEXT_FIELDS = ("ServiceCaller", "userid", "PeerId", "S3Bucket", "S3Region", "FileName")
 
 __all__ = [
-    "ArchiveSource",
-    "ExportRequest",
-    "archive_manifest",
-    "check_source_allowed",
+    "LEGACY_FIELDS",
     "decode_slug_info",
-    "decode_storage_info",
     "normalize_live_path",
     "parse_export_body",
-    "resolve_source",
+    "request_from_fields",
 ]
 
 
@@ -80,9 +72,7 @@ def parse_export_body(
     change the job.
     """
     if not isinstance(body, Mapping):
-        raise InvalidRequest(
-            f"the body must be a JSON object, not {_json_type(body)}", field="body"
-        )
+        raise InvalidRequest(f"the body must be a JSON object, not {json_type(body)}", field="body")
     (sessions or session_check_for(settings)).check(body.get("SessionId"))
     for name in _TEXT_FIELDS:
         _opt_text(body, name)
@@ -187,14 +177,12 @@ def normalize_live_path(value: object) -> str:
     if value is None or value == "":
         raise InvalidRequest("LivePath is required", field="LivePath")
     if not isinstance(value, str):
-        raise InvalidRequest(
-            f"LivePath must be a string, not {_json_type(value)}", field="LivePath"
-        )
+        raise InvalidRequest(f"LivePath must be a string, not {json_type(value)}", field="LivePath")
     if len(value) > MAX_LIVE_PATH:
         raise InvalidRequest(
             f"LivePath is longer than {MAX_LIVE_PATH} characters", field="LivePath"
         )
-    if _CONTROL.search(value) or "\\" in value:
+    if CONTROL.search(value) or "\\" in value:
         raise InvalidRequest(
             "LivePath must not contain control characters or backslashes", field="LivePath"
         )
@@ -212,21 +200,9 @@ def normalize_live_path(value: object) -> str:
     return "/".join(parts)
 
 
-def decode_storage_info(value: object) -> list[dict[str, Any]]:
-    """storage_info: base64 of a JSON list of storage entries (an already-decoded list too)."""
-    decoded = value if isinstance(value, list) else _b64_json(value, "storage_info")
-    if isinstance(decoded, dict):
-        decoded = [decoded]
-    if not isinstance(decoded, list) or not all(isinstance(e, dict) for e in decoded):
-        raise InvalidRequest(
-            "storage_info must decode to a JSON list of storage entries", field="storage_info"
-        )
-    return decoded
-
-
 def decode_slug_info(value: object) -> dict[str, Any]:
     """story.slug_info: base64 of a JSON object (an already-decoded object too)."""
-    decoded = value if isinstance(value, dict) else _b64_json(value, "story.slug_info")
+    decoded = value if isinstance(value, dict) else b64_json(value, "story.slug_info")
     if not isinstance(decoded, dict):
         raise InvalidRequest(
             "story.slug_info must decode to a JSON object", field="story.slug_info"
@@ -234,80 +210,7 @@ def decode_slug_info(value: object) -> dict[str, Any]:
     return decoded
 
 
-def resolve_source(
-    live_path: str,
-    entries: list[dict[str, Any]] | None,
-    settings: Settings,
-    *,
-    s3_bucket: object = None,
-    s3_region: object = None,
-) -> ArchiveSource:
-    """The archive's logical location: the storage_info entry whose storage_purpose is
-    LivePath's first element; else the deprecated S3Bucket when the allow-list names it;
-    else the default archive (settings.archive_url, ``bucket`` None)."""
-    if entries is not None:
-        return _storage_info_source(live_path, entries, settings)
-    allowed = settings.allowed_buckets
-    if isinstance(s3_bucket, str) and s3_bucket and allowed is not None and s3_bucket in allowed:
-        ok = isinstance(s3_region, str) and _REGION.match(s3_region)
-        region = s3_region if ok else settings.s3_region
-        return ArchiveSource(bucket=s3_bucket, region=region)  # type: ignore[arg-type]
-    return ArchiveSource()
-
-
-def _storage_info_source(
-    live_path: str, entries: list[dict[str, Any]], settings: Settings
-) -> ArchiveSource:
-    purpose = live_path.split("/", 1)[0]
-    entry = next((e for e in entries if e.get("storage_purpose") == purpose and _enabled(e)), None)
-    if entry is None:
-        raise InvalidRequest(
-            f"storage_info has no enabled entry with storage_purpose {purpose!r} "
-            "(LivePath's first element)",
-            field="storage_info",
-        )
-    stype = entry.get("storage_type", "S3")
-    if not isinstance(stype, str) or stype.upper() != "S3":
-        raise InvalidRequest(
-            f"storage_info entry {purpose!r}: storage_type {stype!r} is not supported (only S3)",
-            field="storage_info",
-        )
-    bucket = entry.get("storage_name")
-    if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
-        raise InvalidRequest(
-            f"storage_info entry {purpose!r}: storage_name {bucket!r} is not a bucket name",
-            field="storage_info",
-        )
-    region = entry.get("storage_location") or None
-    if region is not None and (not isinstance(region, str) or not _REGION.match(region)):
-        raise InvalidRequest(
-            f"storage_info entry {purpose!r}: storage_location {region!r} is not a region",
-            field="storage_info",
-        )
-    source = ArchiveSource(
-        bucket=bucket, region=region, prefix=_root_folder(entry.get("storage_root_folder"), purpose)
-    )
-    check_source_allowed(source, settings, field="storage_info")
-    return source
-
-
 # --- field helpers -----------------------------------------------------------------------
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
@@ -315,7 +218,7 @@ def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
     rules (schemas/request.py)."""
     value = d.get(name)
     if value is not None and not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be a string, not {_json_type(value)}", field=name)
+        raise InvalidRequest(f"{name} must be a string, not {json_type(value)}", field=name)
     return value
 
 
@@ -327,7 +230,7 @@ def _exact(d: Mapping[str, Any], name: str, *, default: int | None = None) -> An
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(
-            f"{name} must be a number, not {_json_type(value)} {value!r}"[:200], field=name
+            f"{name} must be a number, not {json_type(value)} {value!r}"[:200], field=name
         )
     if isinstance(value, float):
         if not math.isfinite(value) or abs(value) >= MAX_EPOCH_MS:
@@ -342,7 +245,7 @@ def _start_time(value: object) -> object:
         return None
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(
-            f"StartTime must be a string HH:MM:SS, not {_json_type(value)}", field="StartTime"
+            f"StartTime must be a string HH:MM:SS, not {json_type(value)}", field="StartTime"
         )
     return value.strip() if isinstance(value, str) else None
 
@@ -353,7 +256,7 @@ def _opt_bool(d: Mapping[str, Any], name: str, *, default: bool) -> bool:
         return default
     if not isinstance(value, bool):
         raise InvalidRequest(
-            f"{name} must be true or false, not {_json_type(value)} {value!r}", field=name
+            f"{name} must be true or false, not {json_type(value)} {value!r}", field=name
         )
     return value
 
@@ -362,57 +265,16 @@ def _story(value: object) -> tuple[dict[str, Any] | None, dict[str, Any] | None]
     if value is None:
         return None, None
     if not isinstance(value, Mapping):
-        raise InvalidRequest(f"story must be an object, not {_json_type(value)}", field="story")
+        raise InvalidRequest(f"story must be an object, not {json_type(value)}", field="story")
     story = {}
     for key in ("id", "name"):
         text = value.get(key)
         if text is not None and not isinstance(text, str):
             raise InvalidRequest(
-                f"story.{key} must be a string, not {_json_type(text)}", field=f"story.{key}"
+                f"story.{key} must be a string, not {json_type(text)}", field=f"story.{key}"
             )
         if text is not None:
             story[key] = text
     raw_slug = value.get("slug_info")
     slug = None if raw_slug in (None, "") else decode_slug_info(raw_slug)
     return (story or None), slug
-
-
-def _b64_json(value: object, name: str) -> Any:
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be a base64 string, not {_json_type(value)}", field=name)
-    if len(value) > MAX_B64:
-        raise InvalidRequest(f"{name} is larger than {MAX_B64} characters", field=name)
-    text = "".join(value.split())  # encoders that wrap lines
-    text += "=" * (-len(text) % 4)
-    try:
-        altchars = b"-_" if ("-" in text or "_" in text) else None
-        raw = base64.b64decode(text, altchars=altchars, validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError) as e:
-        raise InvalidRequest(f"{name} is not valid base64", field=name) from e
-    raw = raw.removeprefix(b"\xef\xbb\xbf")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise InvalidRequest(f"{name} is not base64 of JSON: {e}", field=name) from e
-
-
-def _enabled(entry: Mapping[str, Any]) -> bool:
-    flag = entry.get("storage_enable", True)
-    return flag not in (False, 0, "false", "False", "0")
-
-
-def _root_folder(value: object, purpose: str) -> str:
-    if value is None or value == "":
-        return ""
-    if not isinstance(value, str) or "://" in value or "\\" in value or _CONTROL.search(value):
-        raise InvalidRequest(
-            f"storage_info entry {purpose!r}: storage_root_folder {value!r} is not a folder",
-            field="storage_info",
-        )
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise InvalidRequest(
-            f"storage_info entry {purpose!r}: storage_root_folder must not contain '..'",
-            field="storage_info",
-        )
-    return "/".join(parts)
