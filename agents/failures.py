@@ -32,7 +32,7 @@ from schemas import COMPLETED, REQUESTS, STATUS, UPLOADS, job_id_hint
 
 if TYPE_CHECKING:
     from agents.pipe import Pipeline
-    from schemas import CompletedEvent
+    from schemas import CompletedEvent, StatusEvent
     from schemas.request import ExportRequest
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def finish_failed(
 
 
 async def complete(
-    pipe: Pipeline, job_id: str, completed: CompletedEvent, final: dict[str, Any]
+    pipe: Pipeline, job_id: str, completed: CompletedEvent, final: StatusEvent
 ) -> None:
     """Publish the job's one export.completed (the completed table's write), then its final
     status (sent again on any redelivery, so a crash between the two loses neither)."""

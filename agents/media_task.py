@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import schemas
 from agents.failures import as_export_error, fail_job, refuse
 from pipeline.errors import ExportError
-from schemas import STATUS, UPLOADS
+from schemas import STATUS, UPLOADS, StatusEvent
 
 if TYPE_CHECKING:
     from agents.pipe import Pipeline
@@ -30,7 +30,7 @@ async def handle_media_task(pipe: Pipeline, event: Any, topic: str, step: Step, 
     if pipe.completed.get(req.job_id) is not None:
         return  # a re-driven or redelivered task of a job that has ended: nothing to do
 
-    async def publish(status: dict[str, Any]) -> None:
+    async def publish(status: StatusEvent) -> None:
         await pipe.send(STATUS, req.job_id, status)
 
     try:

@@ -11,7 +11,7 @@ from agents.guard import handle_guarded
 from agents.heartbeat import holding
 from pipeline.errors import ExportError
 from pipeline.stages.resolve import resolve_step
-from schemas import REQUESTS, STATUS
+from schemas import REQUESTS, STATUS, StatusEvent
 
 if TYPE_CHECKING:
     from agents.pipe import Pipeline
@@ -48,7 +48,7 @@ async def handle(pipe: Pipeline, event: Any) -> None:
         return
     pipe.seen[req.job_id] = {"at": here, "ms": pipe.ctx.clock(), "attempt": req.attempt}
 
-    async def publish(status: dict[str, Any]) -> None:
+    async def publish(status: StatusEvent) -> None:
         await pipe.send(STATUS, req.job_id, status)
 
     try:

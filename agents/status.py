@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 import schemas
 from agents.deadletter import dead_letter
 from agents.guard import handle_guarded
 from pipeline.errors import ExportError
-from pipeline.jobs import JobStatus, StatusUpdate, advance
+from pipeline.jobs import JobStatus, advance
 from schemas import STATUS
 
 if TYPE_CHECKING:
@@ -29,9 +27,7 @@ def register(pipe: Pipeline) -> None:
 
 async def handle(pipe: Pipeline, event: Any) -> None:
     try:
-        data = msgspec.to_builtins(schemas.decode(STATUS, event.value))
-        data.pop("schema_version", None)
-        update = StatusUpdate.from_dict(data)
+        update = schemas.decode(STATUS, event.value)
     except ExportError as e:
         await dead_letter(pipe, event, str(e), e)
         return

@@ -76,6 +76,6 @@ async def act(pipe: Pipeline, verdict: Verdict) -> None:
     # The status first: the row moves (and remembers the attempt), so the next scan gives
     # the re-driven job a whole timeout again.
     now = pipe.ctx.clock()
-    update = status_event(job_id, verdict.state, at_ms=now, request=req.to_dict())  # type: ignore[arg-type]
+    update = status_event(job_id, verdict.state, at_ms=now, request=req)
     await pipe.send(STATUS, job_id, update, acked=True)
     await pipe.send(REQUESTS, job_id, req, acked=True)

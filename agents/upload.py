@@ -14,7 +14,7 @@ from agents.guard import handle_guarded
 from agents.heartbeat import holding
 from pipeline.errors import ExportError
 from pipeline.stages.upload import discard_staging, final_status, upload_step
-from schemas import STATUS, UPLOADS
+from schemas import STATUS, UPLOADS, StatusEvent
 
 if TYPE_CHECKING:
     from agents.pipe import Pipeline
@@ -62,7 +62,7 @@ async def handle(pipe: Pipeline, event: Any) -> None:
         await pipe.send(STATUS, job_id, final, acked=True)
         return
 
-    async def publish(status: dict[str, Any]) -> None:
+    async def publish(status: StatusEvent) -> None:
         await pipe.send(STATUS, job_id, status)
 
     if record.request is None:  # a job whose own event was refused: only its failure is known

@@ -38,7 +38,6 @@ from pipeline.errors import (
 from pipeline.jobs import FINAL_STATES, JobStatus, accepted_update, advance
 from pipeline.legacy.response import legacy_response
 from pipeline.stages.context import now_ms
-from pipeline.stages.events import status_event
 from schemas import REQUESTS, STATUS
 from schemas.request import JOB_ID_PATTERN
 
@@ -244,7 +243,7 @@ class Ingress:
         try:
             await self.pipe.send(REQUESTS, req.job_id, req, acked=True)
             update = accepted_update(req, now_ms=now)
-            await self.pipe.send(STATUS, req.job_id, status_event(**update.to_dict()), acked=True)
+            await self.pipe.send(STATUS, req.job_id, update, acked=True)
             for hook in self.on_accepted:
                 hook(req.job_id, advance(None, update).to_dict())
         except Exception:

@@ -25,13 +25,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
 from pipeline.errors import ExportError
-from pipeline.jobs import FINAL_STATES, STATES, JobStatus, StatusUpdate, advance
+from pipeline.jobs import FINAL_STATES, STATES, JobStatus, advance
 from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
 from pipeline.stages.context import now_ms
 from schemas import STATUS
@@ -164,9 +163,7 @@ class StatusReplica:
 
     def _fold(self, value: bytes | None) -> None:
         try:
-            data = msgspec.to_builtins(schemas.decode(STATUS, value))
-            data.pop("schema_version", None)
-            update = StatusUpdate.from_dict(data)
+            update = schemas.decode(STATUS, value)
             current = self.rows.get(update.job_id)
             new = advance(JobStatus.from_dict(current) if current else None, update)
         except (ValueError, TypeError, AttributeError, ExportError):

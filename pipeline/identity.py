@@ -11,14 +11,11 @@ same JobId.  The README ("JobId") gives the recipe with a worked example, and
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import rfc8785
 
 from pipeline.manifest.request import parse_start_time
-
-if TYPE_CHECKING:
-    from schemas.request import ExportRequest
 
 ID_VERSION = 2
 
@@ -55,21 +52,3 @@ def identity_document(
 
 def job_id_of(document: dict[str, Any]) -> str:
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()[:32].upper()
-
-
-def expected_job_id(req: ExportRequest) -> str:
-    """The JobId a request must carry (the same for both doors)."""
-    return job_id_of(
-        identity_document(
-            live_path=req.live_path,
-            start_pos_ms=req.start_pos_ms,
-            start_time=req.start_time,
-            duration_ms=req.duration_ms,
-            export_type=req.export_type,
-            kind=req.kind,
-            file_name=req.file_name,
-            story_id=req.story.id if req.story is not None else None,
-            bucket=req.source.bucket,
-            prefix=req.source.prefix,
-        )
-    )

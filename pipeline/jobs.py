@@ -1,36 +1,25 @@
 """Job status: states, the status row and the monotonic update rule.
 
 A job's status is the value of the status table, keyed by ``job_id``.  Every stage sends
-:class:`StatusUpdate` events; :func:`advance` folds them in so that a redelivered, duplicated
-or out-of-order update never moves a job backwards.  How a status is answered to a legacy
+:class:`~schemas.StatusEvent` reports; :func:`advance` folds them in so that a redelivered,
+duplicated or out-of-order report never moves a job backwards.  How a status is answered to a legacy
 caller is pipeline/legacy/response.py (the contract renders job states, not the reverse).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, get_args
+
+import msgspec
 
 from pipeline import errors
 from pipeline.errors import ExportError, InvalidRequest
+from schemas.events import ErrorInfo, State, StatusEvent
+from schemas.request import JOB_ID_PATTERN, ExportRequest, Kind
 
-if TYPE_CHECKING:
-    from schemas.request import ExportRequest
-
-State = Literal[
-    "accepted",
-    "resolving",
-    "waiting_live",
-    "grabbing",
-    "transcoding",
-    "uploading",
-    "done",
-    "failed",
-]
-Kind = Literal["thumbnail", "media"]
 STATES: tuple[State, ...] = get_args(State)
 FINAL_STATES: frozenset[State] = frozenset({"done", "failed"})
 # Order in which a job moves; a parallel stage that is "behind" (a media job's first-frame
@@ -57,61 +46,10 @@ _BANDS: dict[str, dict[str, tuple[float, float]]] = {
     },
 }
 
-_JOB_ID = re.compile(r"^[0-9A-F]{32}$")
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 # --- status ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """One event on export.status: a stage says where a job is."""
-
-    job_id: str
-    state: State
-    at_ms: int
-    kind: Kind | None = None
-    progress: float | None = None  # fraction (0..1) of this state's own work
-    stage: str | None = None  # name for the timings; default: the state
-    stage_start_ms: int | None = None
-    stage_end_ms: int | None = None
-    lack_length_ms: int | None = None  # requested minus what exists/was delivered, ms
-    image_key: str | None = None
-    video_key: str | None = None
-    error: dict[str, Any] | None = None  # ExportError.to_dict(), for state "failed"
-    request: dict[str, Any] | None = None  # the export.requests event (first report, re-drives)
-
-    def __post_init__(self) -> None:
-        _check_job_id(self.job_id)
-        if self.state not in STATES:
-            raise InvalidRequest(f"state {self.state!r} is not one of {STATES}", field="state")
-        if self.kind is not None and self.kind not in ("thumbnail", "media"):
-            raise InvalidRequest(f"kind {self.kind!r} is not thumbnail or media", field="kind")
-        _check_int(self.at_ms, "at_ms")
-        if self.progress is not None:
-            _check_fraction(self.progress, "progress")
-        for name in ("stage_start_ms", "stage_end_ms", "lack_length_ms"):
-            if getattr(self, name) is not None:
-                _check_int(getattr(self, name), name)
-        for name in ("stage", "image_key", "video_key"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidRequest(f"{name} must be a string", field=name)
-        if self.error is not None and not isinstance(self.error, dict):
-            raise InvalidRequest("error must be an object", field="error")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StatusUpdate:
-        if not isinstance(d, dict):
-            raise InvalidRequest("a status update must be an object", field="status")
-        for name in ("job_id", "state", "at_ms"):
-            if name not in d:
-                raise InvalidRequest(f"status update without {name}", field=name)
-        kwargs: dict[str, Any] = {f: d.get(f) for f in cls.__dataclass_fields__}
-        return cls(**kwargs)
 
 
 @dataclass
@@ -162,9 +100,9 @@ class JobStatus:
         return cls(**known)
 
 
-def accepted_update(req: ExportRequest, *, now_ms: int) -> StatusUpdate:
-    """The first update of a job, sent when its request is accepted."""
-    return StatusUpdate(
+def accepted_update(req: ExportRequest, *, now_ms: int) -> StatusEvent:
+    """The first report of a job, sent when its request is accepted."""
+    return StatusEvent(
         job_id=req.job_id,
         state="accepted",
         at_ms=now_ms,
@@ -172,19 +110,18 @@ def accepted_update(req: ExportRequest, *, now_ms: int) -> StatusUpdate:
         progress=0.0,
         image_key=req.image_key,
         video_key=req.video_key,
-        request=req.to_dict(),
+        request=req,
     )
 
 
 def failed_update(
     job_id: str, error: ExportError, *, now_ms: int, stage: str | None = None
-) -> StatusUpdate:
-    return StatusUpdate(
-        job_id=job_id, state="failed", at_ms=now_ms, stage=stage, error=error.to_dict()
-    )
+) -> StatusEvent:
+    info = ErrorInfo.of(error)
+    return StatusEvent(job_id=job_id, state="failed", at_ms=now_ms, stage=stage, error=info)
 
 
-def advance(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
+def advance(status: JobStatus | None, update: StatusEvent) -> JobStatus:
     """Fold ``update`` into ``status`` and return the new status (the input is not changed).
 
     Monotonic: done/failed are final (the first one wins); an update for an earlier state
@@ -205,7 +142,7 @@ def advance(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
     return new
 
 
-def _status_for(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
+def _status_for(status: JobStatus | None, update: StatusEvent) -> JobStatus:
     """``status``, or a fresh one when ``update`` is the first a job has seen."""
     if status is None:
         return JobStatus(
@@ -223,19 +160,19 @@ def _status_for(status: JobStatus | None, update: StatusUpdate) -> JobStatus:
     return status
 
 
-def _merge_facts(new: JobStatus, update: StatusUpdate) -> None:
+def _merge_facts(new: JobStatus, update: StatusEvent) -> None:
     """Facts that do not depend on order (kind, deterministic keys, the latest attempt's
     request, stage timings): merged even into a final status, since a redelivered
     "accepted" may arrive after "done"."""
     new.kind = new.kind or update.kind or ""
     new.image_key = new.image_key or update.image_key
     new.video_key = new.video_key or update.video_key
-    if update.request is not None and _attempt(update.request) >= _attempt(new.request):
-        new.request = update.request
+    if update.request is not None and update.request.attempt >= _attempt(new.request):
+        new.request = msgspec.to_builtins(update.request)
     _merge_timing(new, update)
 
 
-def _fold_state(new: JobStatus, old: JobStatus, update: StatusUpdate) -> None:
+def _fold_state(new: JobStatus, old: JobStatus, update: StatusEvent) -> None:
     """Move a job that is not final by ``update``'s state, never backwards."""
     old_rank, rank = _RANK[new.state], _RANK[update.state]
     if rank < old_rank:
@@ -247,14 +184,19 @@ def _fold_state(new: JobStatus, old: JobStatus, update: StatusUpdate) -> None:
             new.lack_length_ms = update.lack_length_ms
     elif update.state == "failed":
         new.state = "failed"
-        new.error = update.error or ExportError("the job failed", obj=update.job_id).to_dict()
+        error = update.error
+        new.error = (
+            msgspec.to_builtins(error)
+            if error is not None
+            else ExportError("the job failed", obj=update.job_id).to_dict()
+        )
         _close_stage(new, old.state, update.at_ms)
         new.state_since_ms = update.at_ms
     else:
         _enter_state(new, old, update)
 
 
-def _enter_state(new: JobStatus, old: JobStatus, update: StatusUpdate) -> None:
+def _enter_state(new: JobStatus, old: JobStatus, update: StatusEvent) -> None:
     _close_stage(new, old.state, update.at_ms)
     new.state = update.state
     new.state_since_ms = update.at_ms
@@ -273,7 +215,7 @@ def _attempt(request: dict[str, Any] | None) -> int:
     return attempt if isinstance(attempt, int) else -1
 
 
-def _merge_timing(status: JobStatus, update: StatusUpdate) -> None:
+def _merge_timing(status: JobStatus, update: StatusEvent) -> None:
     name = update.stage or update.state
     start = update.stage_start_ms
     if start is None and update.stage is None and update.state not in FINAL_STATES:
@@ -330,28 +272,12 @@ def _check_job_id(value: object) -> None:
         raise InvalidRequest(f"job_id {value!r} is not 32 upper-case hex digits", field="job_id")
 
 
-def _check_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{name} must be an integer, got {value!r}", field=name)
-
-
-def _check_fraction(value: object, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0.0 <= value <= 1.0
-    ):
-        raise InvalidRequest(f"{name} must be a number 0..1, got {value!r}", field=name)
-
-
 __all__ = [
     "FINAL_STATES",
     "STATES",
     "JobStatus",
     "Kind",
     "State",
-    "StatusUpdate",
     "accepted_update",
     "advance",
     "error_from_dict",

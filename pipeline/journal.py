@@ -27,7 +27,7 @@ import orjson
 from pipeline.jobs import FINAL_STATES
 from pipeline.retention import expired_status
 
-Event = tuple[str, str, dict[str, Any]]  # (topic, job_id, event)
+Event = tuple[str, str, Any]  # (topic, job_id, event: a Struct or its dict)
 
 
 class Journal:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.jobs import FINAL_STATES
+from schemas.events import State
 
 MAX_REDRIVES = 3
 # A media job may wait in a queue for the transcodes ahead of it: allow this many times the
@@ -31,7 +32,7 @@ SCAN_INTERVAL_S = 5.0
 @dataclass(frozen=True)
 class Verdict:
     job_id: str
-    state: str
+    state: State
     action: Literal["redrive", "fail"]
     request: dict[str, Any] | None
     reason: str

@@ -53,6 +53,7 @@ TYPES: dict[str, type[msgspec.Struct]] = {
 
 _DIR = Path(__file__).resolve().parent
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 _ENCODER = msgspec.json.Encoder()
 
@@ -151,6 +152,9 @@ def _invalid(topic: str, e: msgspec.ValidationError) -> InvalidEvent:
     m = _PATH.search(text)
     where = m.group("path").replace("`", "") if m else ""
     message = text[: m.start()] if m else text
+    missing = _MISSING.match(message)
+    if missing:  # msgspec names the object that lacks it; the field is the missing one
+        where = f"{where}.{missing['name']}" if where else missing["name"]
     return InvalidEvent(
         f"{topic} event: {where or '(event)'}: {message}", field=where or None, obj=topic
     )

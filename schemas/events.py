@@ -13,9 +13,20 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from pipeline.errors import InvalidRequest
-from pipeline.jobs import State
-from schemas.request import SCHEMA_VERSION, ExportRequest, JobId, Story, Text
+from pipeline.errors import ExportError, InvalidRequest
+from schemas.request import SCHEMA_VERSION, ExportRequest, JobId, Kind, Story, Text
+
+# Where a job is, in the order it moves (pipeline/jobs.py folds reports of these).
+State = Literal[
+    "accepted",
+    "resolving",
+    "waiting_live",
+    "grabbing",
+    "transcoding",
+    "uploading",
+    "done",
+    "failed",
+]
 
 Ms = Annotated[int, Meta(ge=0)]
 Timings = dict[str, dict[str, int]]  # stage -> {"start_ms", "end_ms"}
@@ -32,6 +43,18 @@ class ErrorInfo(msgspec.Struct, frozen=True):
     message: Annotated[str, Meta(max_length=8192)]
     field: Annotated[str, Meta(max_length=256)] | None = None
     object: Annotated[str, Meta(max_length=2048)] | None = None
+
+    @classmethod
+    def of(cls, error: ExportError) -> ErrorInfo:
+        """The event form of an error, cut to these bounds: a failure must still end its
+        job even when its message (a manifest excerpt, say) is huge."""
+        return cls(
+            type=type(error).__name__[:64],
+            code=error.code,
+            message=str(error)[:8192],
+            field=error.field[:256] if error.field is not None else None,
+            object=error.obj[:2048] if error.obj is not None else None,
+        )
 
 
 class StageTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,15 +152,15 @@ class StatusEvent(msgspec.Struct, frozen=True, kw_only=True):
     job_id: JobId
     state: State
     at_ms: Ms
-    kind: Literal["thumbnail", "media"] | None = None
-    stage: Text | None = None
-    progress: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    kind: Kind | None = None
+    stage: Text | None = None  # name for the timings; default: the state
+    progress: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None  # of this state's own work
     stage_start_ms: Ms | None = None
     stage_end_ms: Ms | None = None
-    lack_length_ms: Ms | None = None
+    lack_length_ms: Ms | None = None  # requested minus what exists/was delivered
     image_key: str | None = None
     video_key: str | None = None
-    error: ErrorInfo | None = None
+    error: ErrorInfo | None = None  # for state "failed"
     request: ExportRequest | None = None
 
     def __post_init__(self) -> None:

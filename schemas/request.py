@@ -13,15 +13,15 @@ archive's logical location, resolved to a manifest by the worker (pipeline/archi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta
 
 from pipeline.errors import InvalidRequest
-
-if TYPE_CHECKING:
-    from pipeline.manifest.request import RangeRequest
+from pipeline.identity import identity_document, job_id_of
+from pipeline.legacy.paths import output_keys
+from pipeline.manifest.request import RangeRequest, range_request
 
 SCHEMA_VERSION: Final = 2
 
@@ -35,13 +35,13 @@ MAX_SLUG_BYTES = 48 * 1024  # slug as compact JSON: events and S3 metadata stay 
 MAX_ATTEMPT = 100
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-JOB_ID_PATTERN = r"^[0-9A-F]{32}$"
 # A clean relative path: no leading '/', '~' or scheme, no '.' / '..' / empty parts, no
 # backslash or control characters (pipeline.legacy.request.normalize_live_path makes one).
 LIVE_PATH_PATTERN = r"^(?![/~])(?!.*://)(?!(.*/)?\.\.?(/|$))(?!.*//)[^\x00-\x1f\x7f\\]+$"
 PREFIX_PATTERN = r"^$|^(?!/)(?!(.*/)?\.\.?(/|$))(?!.*//)(?!.*/$)[^\x00-\x1f\x7f\\:]+$"
 # "(?!.*\n)": Python's "$" (msgspec matches with re.search) also matches before a final
 # newline, which "bb\n" would otherwise slip through.
+JOB_ID_PATTERN = r"^(?!.*\n)[0-9A-F]{32}$"
 BUCKET_PATTERN = r"^(?!.*\n)[A-Za-z0-9][A-Za-z0-9._-]{1,254}$"
 REGION_PATTERN = r"^(?!.*\n)[a-z0-9][a-z0-9-]{0,62}$"
 START_TIME_PATTERN = r"^\s*\d{1,3}:[0-5]?\d:[0-5]?\d(\.\d{1,3})?\s*$"
@@ -119,15 +119,11 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
     attempt: Annotated[int, Meta(ge=0, le=MAX_ATTEMPT)] = 0
 
     def __post_init__(self) -> None:
-        from pipeline.identity import expected_job_id
-        from pipeline.legacy.paths import output_keys
-        from pipeline.manifest.request import range_request
-
         range_request(self.start_pos_ms, self.start_time, self.duration_ms)
         check_slug(self.slug)
         if self.kind == "media" and self.video_key is None:
             raise InvalidRequest("a media request needs a video_key", field="video_key")
-        expected = expected_job_id(self)
+        expected = self.expected_job_id()
         if self.job_id != expected:
             raise InvalidRequest(
                 f"job_id {self.job_id} is not the JobId of this request ({expected}; "
@@ -146,10 +142,25 @@ class ExportRequest(msgspec.Struct, frozen=True, kw_only=True):
                 field="video_key",
             )
 
+    def expected_job_id(self) -> str:
+        """The JobId this request must carry (the same for both doors)."""
+        return job_id_of(
+            identity_document(
+                live_path=self.live_path,
+                start_pos_ms=self.start_pos_ms,
+                start_time=self.start_time,
+                duration_ms=self.duration_ms,
+                export_type=self.export_type,
+                kind=self.kind,
+                file_name=self.file_name,
+                story_id=self.story.id if self.story is not None else None,
+                bucket=self.source.bucket,
+                prefix=self.source.prefix,
+            )
+        )
+
     def range(self) -> RangeRequest:
         """The requested range, as manifest resolution takes it."""
-        from pipeline.manifest.request import range_request
-
         return range_request(self.start_pos_ms, self.start_time, self.duration_ms)
 
     def to_dict(self) -> dict[str, Any]:

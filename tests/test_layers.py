@@ -26,13 +26,6 @@ LAYERS = ("service", grimp.Layer("agents", "ingress"), grimp.Layer(*DOMAIN, inde
 
 # Cycles known to exist and owned by other work; each entry is one strongly connected set of
 # modules.  Remove an entry once its cycle is broken: the test fails while it is still listed.
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        # schemas.request checks a request's JobId and output keys with pipeline.identity and
-        # pipeline.jobs (function level); both name ExportRequest under TYPE_CHECKING.
-        frozenset({"schemas.request", "pipeline.identity", "pipeline.jobs"}),
-    }
-)
 
 # Imports every domain module in turn and reports, for each, the forbidden packages that
 # appeared in sys.modules with it.  One fresh interpreter for the lot: sys.modules only
@@ -101,4 +94,4 @@ def test_no_import_cycles_beyond_the_known_ones(graph: grimp.ImportGraph) -> Non
         frozenset({m} | (graph.find_upstream_modules(m) & graph.find_downstream_modules(m)))
         for m in product
     }
-    assert {c for c in cycles if len(c) > 1} == KNOWN_CYCLES
+    assert {c for c in cycles if len(c) > 1} == set()

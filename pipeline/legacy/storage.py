@@ -14,9 +14,9 @@ from pipeline.archive import check_source_allowed
 from pipeline.errors import InvalidRequest
 from pipeline.legacy.values import CONTROL, b64_json
 from pipeline.settings import BUCKET_NAME, Settings
-from schemas.request import ArchiveSource
+from schemas.request import REGION_PATTERN, ArchiveSource
 
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_REGION = re.compile(REGION_PATTERN)
 
 
 def decode_storage_info(value: object) -> list[dict[str, Any]]:

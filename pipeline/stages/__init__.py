@@ -17,7 +17,7 @@ deterministic final keys and removes staging.  Events carry keys, never media by
 from __future__ import annotations
 
 from pipeline.stages.context import Clock, Publish, StageContext, now_ms
-from pipeline.stages.events import error_info, lack_ms, status_event, upload_task
+from pipeline.stages.events import lack_ms, status_event, upload_task
 from pipeline.stages.media import frame_step, staging_key, transcode_step
 from pipeline.stages.resolve import (
     LIVE_POLL_S,
@@ -37,7 +37,6 @@ __all__ = [
     "Routed",
     "StageContext",
     "discard_staging",
-    "error_info",
     "frame_step",
     "lack_ms",
     "needs_live_wait",

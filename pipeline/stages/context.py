@@ -16,10 +16,11 @@ from pipeline.storage import Blobs, OutputStore
 if TYPE_CHECKING:
     from pipeline.archive import ConfinedReader
     from pipeline.settings import Settings
+    from schemas import StatusEvent
     from schemas.request import ArchiveSource, ExportRequest
 
 T = TypeVar("T")
-Publish = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+Publish = Callable[["StatusEvent"], Coroutine[Any, Any, None]]
 Clock = Callable[[], int]
 SlotKind = Literal["transcode", "frame"]
 

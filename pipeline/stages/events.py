@@ -11,32 +11,23 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.jobs import State, StatusUpdate
-from schemas import SCHEMA_VERSION, Artifact, ErrorInfo, UploadTask
+import msgspec
+
+from schemas import STATUS, Artifact, ErrorInfo, StatusEvent, UploadTask, convert
 
 if TYPE_CHECKING:
     from pipeline.errors import ExportError
-    from schemas.events import Timings
+    from schemas.events import State, Timings
     from schemas.request import ExportRequest
 
 
-def status_event(job_id: str, state: State, *, at_ms: int, **fields: Any) -> dict[str, Any]:
-    """An export.status event; StatusUpdate validates it (the status agent folds it).
-    A job's first report carries ``request`` (as a dict), for the supervisor's re-drive."""
-    update = StatusUpdate(job_id=job_id, state=state, at_ms=at_ms, **fields)
-    return {"schema_version": SCHEMA_VERSION, **update.to_dict()}
-
-
-def error_info(error: ExportError) -> ErrorInfo:
-    """The event form of an error, cut to the definition's bounds: a failure must still
-    end its job even when its message (a manifest excerpt, say) is huge."""
-    return ErrorInfo(
-        type=type(error).__name__[:64],
-        code=error.code,
-        message=str(error)[:8192],
-        field=error.field[:256] if error.field is not None else None,
-        object=error.obj[:2048] if error.obj is not None else None,
-    )
+def status_event(job_id: str, state: State, *, at_ms: int, **fields: Any) -> StatusEvent:
+    """An export.status report, checked against the topic's rules as it is built (the status
+    agent folds it with pipeline.jobs.advance).  A job's first report carries ``request``,
+    for the supervisor's re-drive."""
+    event = msgspec.to_builtins({"job_id": job_id, "state": state, "at_ms": at_ms, **fields})
+    report: StatusEvent = convert(STATUS, event)
+    return report
 
 
 def upload_task(
@@ -66,7 +57,7 @@ def upload_task(
         lack_length_ms=lack_length_ms,
         gaps=gaps or [],
         timings=timings or {},
-        error=error_info(error) if error is not None else None,
+        error=ErrorInfo.of(error) if error is not None else None,
     )
 
 

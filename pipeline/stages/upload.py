@@ -4,15 +4,15 @@ metadata), staging dropped, and the job's one export.completed event and final s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from pipeline.errors import ExportError, StorageFailure
 from pipeline.stages.context import Publish, StageContext
-from pipeline.stages.events import error_info, status_event
+from pipeline.stages.events import status_event
 from pipeline.storage import OutputStore
-from schemas import Artifact, CompletedEvent, ErrorInfo, Output, UploadTask
+from schemas import Artifact, CompletedEvent, ErrorInfo, Output, StatusEvent, UploadTask
 
 if TYPE_CHECKING:
     from schemas.events import Role
@@ -61,7 +61,7 @@ def discard_staging(store: OutputStore, task: UploadTask) -> None:
 @dataclass(frozen=True)
 class Published:
     completed: CompletedEvent
-    status: dict[str, Any]  # the final StatusEvent (done or failed)
+    status: StatusEvent  # the final report (done or failed)
 
 
 async def upload_step(ctx: StageContext, task: UploadTask, publish: Publish) -> Published:
@@ -84,7 +84,7 @@ async def upload_step(ctx: StageContext, task: UploadTask, publish: Publish) -> 
             for art in task.artifacts:
                 outputs[art.role] = await ctx.io(publish_artifact, ctx.store, art, meta)
         except ExportError as e:
-            error = error_info(e)
+            error = ErrorInfo.of(e)
     if error is not None:
         await ctx.io(discard_staging, ctx.store, task)
     end = ctx.clock()
@@ -126,14 +126,11 @@ def completed_event(
     )
 
 
-def final_status(completed: CompletedEvent) -> dict[str, Any]:
+def final_status(completed: CompletedEvent) -> StatusEvent:
     """The final status event a completed event stands for (said again on redelivery)."""
     job_id, end = completed.job_id, completed.completed_at_ms
     if completed.outcome != "ok":
-        error = completed.error
-        return status_event(
-            job_id, "failed", at_ms=end, error=_builtins(error) if error is not None else None
-        )
+        return status_event(job_id, "failed", at_ms=end, error=completed.error)
     req = completed.request
     return status_event(
         job_id,
@@ -145,7 +142,3 @@ def final_status(completed: CompletedEvent) -> dict[str, Any]:
         image_key=req.image_key if req is not None else None,
         video_key=req.video_key if req is not None else None,
     )
-
-
-def _builtins(error: ErrorInfo) -> dict[str, Any]:
-    return {f: getattr(error, f) for f in error.__struct_fields__}

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.jobs import JobStatus, StatusUpdate, advance
+from pipeline.jobs import JobStatus, advance
+from pipeline.stages.events import status_event
+from schemas import StatusEvent
 
 JOB = "0123456789ABCDEF0123456789ABCDEF"
 T0 = 1_700_000_000_000
 
 
-def upd(state: str, at: int, **kw: Any) -> StatusUpdate:
-    return StatusUpdate(job_id=JOB, state=state, at_ms=T0 + at, **kw)  # type: ignore[arg-type]
+def upd(state: str, at: int, **kw: Any) -> StatusEvent:
+    return status_event(JOB, state, at_ms=T0 + at, **kw)  # type: ignore[arg-type]
 
 
-def run(*updates: StatusUpdate) -> JobStatus:
+def run(*updates: StatusEvent) -> JobStatus:
     status: JobStatus | None = None
     for u in updates:
         status = advance(status, u)

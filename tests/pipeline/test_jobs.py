@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 import pytest
 
+import schemas
 from pipeline import errors
 from pipeline.errors import (
     ExportError,
@@ -16,7 +17,8 @@ from pipeline.errors import (
     StorageFailure,
     Unauthorized,
 )
-from pipeline.jobs import STATES, JobStatus, StatusUpdate, advance, error_from_dict, failed_update
+from pipeline.jobs import STATES, JobStatus, advance, error_from_dict, failed_update
+from schemas import StatusEvent
 from tests.pipeline.statuses import JOB, MEDIA_FLOW, T0, run, upd
 
 RANK = {s: i for i, s in enumerate(STATES)} | {"failed": len(STATES) - 2}
@@ -124,7 +126,7 @@ def test_advance_does_not_change_its_input() -> None:
 
 def test_an_update_for_another_job_is_refused() -> None:
     status = run(MEDIA_FLOW[0])
-    other = StatusUpdate(job_id="F" * 32, state="resolving", at_ms=T0)
+    other = StatusEvent(job_id="F" * 32, state="resolving", at_ms=T0)
     with pytest.raises(InvalidRequest) as info:
         advance(status, other)
     assert info.value.field == "job_id"
@@ -143,7 +145,7 @@ def test_status_and_update_round_trip_through_json() -> None:
     status = run(*MEDIA_FLOW)
     assert JobStatus.from_dict(orjson.loads(orjson.dumps(status.to_dict()))) == status
     for u in MEDIA_FLOW:
-        assert StatusUpdate.from_dict(orjson.loads(orjson.dumps(u.to_dict()))) == u
+        assert schemas.decode(schemas.STATUS, schemas.encode(schemas.STATUS, u)) == u
     # unknown keys (a newer schema) are ignored
     assert JobStatus.from_dict({**status.to_dict(), "future": 1}) == status
 
@@ -164,7 +166,7 @@ def test_status_and_update_round_trip_through_json() -> None:
 )
 def test_bad_status_updates_are_refused(data: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidRequest) as info:
-        StatusUpdate.from_dict(data)
+        schemas.convert(schemas.STATUS, data)
     assert info.value.field == field
 
 

@@ -33,14 +33,14 @@ class Recorder:
     """Collects what a stage publishes on export.status (validated like the real topic)."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[schemas.StatusEvent] = []
 
-    async def __call__(self, event: dict[str, Any]) -> None:
+    async def __call__(self, event: schemas.StatusEvent) -> None:
         schemas.convert(schemas.STATUS, event)
         self.events.append(event)
 
     def states(self) -> list[str]:
-        return [e["state"] for e in self.events]
+        return [e.state for e in self.events]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_thumbnail_job_runs_resolve_frames_upload(tmp_path: Path, archive_root: 
     schemas.convert(schemas.COMPLETED, published.completed)
     assert published.completed.outcome == "ok"
     assert set(published.completed.timings) == {"resolve", "frames", "upload"}
-    assert published.status["state"] == "done"
+    assert published.status.state == "done"
     final = Path(ctx.store.location(req.image_key))
     assert _first_frame(final.read_bytes()) == 37
     assert not (tmp_path / "out" / "staging" / req.job_id).exists()
@@ -146,7 +146,7 @@ def test_media_job_yields_clip_and_its_first_frame(tmp_path: Path, archive_root:
     video = Path(ctx.store.location(video_out.key)).read_bytes()
     image = Path(ctx.store.location(image_out.key)).read_bytes()
     assert _first_frame(video) == 25 == _first_frame(image)
-    assert any(e["state"] == "transcoding" and e["progress"] for e in status.events)
+    assert any(e.state == "transcoding" and e.progress for e in status.events)
     ctx.close()
 
 
@@ -187,7 +187,7 @@ def test_failure_becomes_a_failed_completed_event(tmp_path: Path, archive_root: 
     assert published.completed.outcome == "failed"
     assert published.completed.error is not None
     assert published.completed.error.code == -1
-    assert published.status["state"] == "failed"
+    assert published.status.state == "failed"
     ctx.close()
 
 
@@ -209,7 +209,7 @@ def test_live_edge_wait_reports_shrinking_lack_then_delivers(tmp_path: Path) -> 
         await asyncio.sleep(0)
 
     routed = asyncio.run(stages.resolve_step(ctx, req, status, sleep=fake_sleep))
-    lacks = [e["lack_length_ms"] for e in status.events if e["state"] == "waiting_live"]
+    lacks = [e.lack_length_ms for e in status.events if e.state == "waiting_live"]
     # 4 s past the video edge, more while the audio (on the AAC frame grid) trails it
     assert len(lacks) >= 2 and 4000 <= lacks[0] <= 6000
     assert all(a > b for a, b in itertools.pairwise(lacks))  # shrinking

@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from pipeline.errors import InvalidRequest, Overloaded, SourceNotFound
-from pipeline.jobs import JobStatus, StatusUpdate, accepted_update, advance, failed_update
+from pipeline.jobs import JobStatus, accepted_update, advance, failed_update
 from pipeline.legacy.request import parse_export_body
 from pipeline.legacy.response import estimate_time_wait_ms, legacy_response
 from pipeline.settings import Settings
+from schemas import StatusEvent
 from schemas.request import ExportRequest
 from tests.pipeline.statuses import MEDIA_FLOW, T0, run, upd
 
@@ -49,7 +50,9 @@ def test_thumbnail_done_is_error_code_0(tmp_path: Path) -> None:
 def test_media_done_is_error_code_5(tmp_path: Path) -> None:
     req = make_request(tmp_path, media=True)
     status = run_for(req, "transcoding", "uploading")
-    status = advance(status, StatusUpdate(req.job_id, "done", T0 + 900, lack_length_ms=1200))
+    status = advance(
+        status, StatusEvent(job_id=req.job_id, state="done", at_ms=T0 + 900, lack_length_ms=1200)
+    )
     assert legacy_response(req, status, now_ms=T0) == {
         "TimeWait": 0,
         "ErrorCode": 5,
@@ -69,7 +72,8 @@ def test_running_job_is_error_code_1_with_time_wait_and_lack_length(tmp_path: Pa
     req = make_request(tmp_path, media=True)
     status = run_for(req, "waiting_live")
     status = advance(
-        status, StatusUpdate(req.job_id, "waiting_live", T0 + 150, lack_length_ms=4200)
+        status,
+        StatusEvent(job_id=req.job_id, state="waiting_live", at_ms=T0 + 150, lack_length_ms=4200),
     )
     body = legacy_response(req, status, now_ms=T0 + 200)
     assert body["ErrorCode"] == 1 and body["ErrorMessage"] == "Work Not Finish"
@@ -138,7 +142,7 @@ def test_responses_never_carry_the_session_id(tmp_path: Path) -> None:
 def run_for(req: ExportRequest, *states: str) -> JobStatus:
     status = advance(None, accepted_update(req, now_ms=T0))
     for n, state in enumerate(states, 1):
-        status = advance(status, StatusUpdate(req.job_id, state, T0 + 100 * n))  # type: ignore[arg-type]
+        status = advance(status, StatusEvent(job_id=req.job_id, state=state, at_ms=T0 + 100 * n))  # type: ignore[arg-type]
     return status
 
 
