@@ -1,4 +1,4 @@
-"""Issue 2 items the other media tests leave open (audit).
+"""Clips of imperfect archives, and what a result promises.
 
 Growing archives cut at the live edge, damaged HLS segments inside a clip, damaged audio,
 the result's fields against the file itself, progress for the re-encoding types, sync on
@@ -289,7 +289,7 @@ def test_peak_memory_does_not_grow_with_clip_length(
     # RSS in a fresh interpreter.  At 640x360 a decoded frame is ~340 KiB: holding the
     # frames (or GOPs) of the longer clip would add >100 MiB; streaming adds ~nothing.
     spec = ArchiveSpec(seconds=24.0, width=640, height=360)
-    root = tmp_path_factory.getbasetemp() / "audit-long-archive"
+    root = tmp_path_factory.getbasetemp() / "long-archive"
     manifest = root / "stream.mpd"
     if not manifest.exists():
         write_dash(root, spec)

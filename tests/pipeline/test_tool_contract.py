@@ -1,4 +1,4 @@
-"""The CLI's contract for bad input, s3:// manifests and the demo archive (issue 2, item 4).
+"""The CLI's contract for bad input, s3:// manifests and the demo archive.
 
 Bad input: exit 2, nothing on stdout, exactly one line on stderr that names the manifest,
 segment or field at fault, and no output file left behind.
