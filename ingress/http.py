@@ -343,11 +343,15 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(body=body_bytes, status=status, content_type="application/json")
 
 
-async def drain(ingress: Ingress, timeout: float) -> list[str]:
-    """Stop accepting new jobs and wait up to ``timeout`` s for accepted ones to finish;
-    return the ids still unfinished."""
+async def drain(
+    ingress: Ingress, timeout: float, *, abort: asyncio.Event | None = None
+) -> list[str]:
+    """Stop accepting new jobs and wait up to ``timeout`` s (or until ``abort``) for
+    accepted ones to finish; return the ids still unfinished."""
     ingress.accepting = False
     deadline = time.monotonic() + timeout
     while ingress.pending_jobs() and time.monotonic() < deadline:
+        if abort is not None and abort.is_set():
+            break
         await asyncio.sleep(0.2)
     return ingress.pending_jobs()

@@ -11,8 +11,11 @@ accepted.  On Ctrl-C/SIGTERM it stops accepting new jobs, lets the accepted ones
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +149,7 @@ def build_worker(
     (``journal``: remember jobs across restarts of a memory-only broker)."""
     import faust
 
-    from ingress.http import Ingress, drain
+    from ingress.http import Ingress
     from ingress.replica import StatusReplica
     from pipeline.journal import Journal
     from service.app import create_pipeline
@@ -156,6 +159,8 @@ def build_worker(
         bootstrap, pipe.status_changelog, client_id=settings.worker_id, ttl_ms=settings.job_ttl_ms
     )
     ingress = Ingress(pipe, replica)
+
+    stopping = _Stopping()
 
     class ServiceWorker(faust.Worker):
         async def on_startup_finished(self) -> None:
@@ -178,22 +183,37 @@ def build_worker(
                 flush=True,
             )
 
-        async def _stop_on_signal(self, signal: Any) -> None:
-            log.info("signal %s: no new jobs; draining accepted jobs", signal.name)
-            accepted = len(ingress.submitted)
-            unfinished = await drain(ingress, settings.drain_timeout_ms / 1000)
-            if unfinished:
-                log.warning(
-                    "shutdown: %d of %d accepted jobs unfinished: %s",
-                    len(unfinished),
-                    accepted,
-                    ", ".join(unfinished),
-                )
-            else:
-                log.info("shutdown: all %d accepted jobs finished", accepted)
+        def install_signal_handlers(self) -> None:
+            # mode's own SIGINT handler writes a banner to stderr before it schedules the
+            # stop; when stderr is a closed pipe (`make run | tee log`, tee gone after
+            # Ctrl-C) that write raises, and the service kept serving through every signal.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.loop.add_signal_handler(sig, self._stop_signal, sig)
+
+        def _stop_signal(self, sig: signal.Signals) -> None:
+            if stopping.draining:
+                log.warning("signal %s again: stopping without waiting for jobs", sig.name)
+                stopping.abort.set()
+                return
+            log.info("signal %s: no new jobs; draining accepted jobs", sig.name)
+            stopping.draining = True
+            # Private to faust/mode (pinned faust-streaming <0.16): the flag stops a worker
+            # still starting up, and _schedule_shutdown is the one stop path both use.
+            self._shutdown_immediately = True
+            self._schedule_shutdown(sig)
+
+        async def on_stop(self) -> None:
+            # Before the agents stop (mode stops children after on_stop): the accepted jobs
+            # still run while the ingress refuses new ones.  Only a signal drains; a worker
+            # that stops because it crashed has nobody left to finish them.
+            if stopping.draining:
+                await _drain(ingress, settings, stopping.abort)
             await ingress.stop()
             await replica.stop()
-            await super()._stop_on_signal(signal)
+            await super().on_stop()
+
+        async def on_shutdown(self) -> None:
+            await super().on_shutdown()
             if pipe.ctx is not None:
                 pipe.ctx.close()
 
@@ -202,6 +222,28 @@ def build_worker(
     )
     worker.spinner = None  # the one line on stdout is the ready line
     return worker
+
+
+@dataclass
+class _Stopping:
+    draining: bool = False  # a first SIGINT/SIGTERM came: drain, then stop
+    abort: asyncio.Event = field(default_factory=asyncio.Event)  # a second one: stop now
+
+
+async def _drain(ingress: Any, settings: Settings, abort: asyncio.Event) -> None:
+    from ingress.http import drain
+
+    accepted = len(ingress.submitted)
+    unfinished = await drain(ingress, settings.drain_timeout_ms / 1000, abort=abort)
+    if unfinished:
+        log.warning(
+            "shutdown: %d of %d accepted jobs unfinished: %s",
+            len(unfinished),
+            accepted,
+            ", ".join(unfinished),
+        )
+    else:
+        log.info("shutdown: all %d accepted jobs finished", accepted)
 
 
 async def restore_journal(pipe: Any, journal: Any, replica: Any, ingress: Any) -> list[str]:

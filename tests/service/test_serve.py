@@ -107,3 +107,30 @@ def test_up_serves_the_demo_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
     while any(_alive(b) for b in brokers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(b) for b in brokers), "orphan broker"
+
+
+def test_up_stops_on_ctrl_c_when_its_stderr_pipe_is_gone(tmp_path: Path) -> None:
+    # `make run | tee run.log`, then Ctrl-C: tee dies first, so every later write to stderr
+    # fails.  That must not keep the service up (it used to serve on through every signal).
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORT_")}
+    cmd = [sys.executable, "-m", "service.cli", "up", "--port", str(port)]
+    cmd += ["--data-dir", str(tmp_path / "var"), "--loglevel", "info"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith(f"ready http://127.0.0.1:{port} "), line
+        brokers = _children(proc.pid)
+        proc.stderr.close()  # the reader of stderr is gone
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(180) == 0  # a bound, not a budget
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 120
+    while any(_alive(b) for b in brokers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(b) for b in brokers), "orphan broker"
