@@ -11,7 +11,7 @@ from pathlib import Path
 
 import av
 
-from pipeline.synthetic.dash import Part, encode_parts, iso_time, write_atomic
+from pipeline.synthetic.dash import Part, encode_parts, in_gap, iso_time, visible, write_atomic
 from pipeline.synthetic.encode import Segment, Track
 from pipeline.synthetic.spec import ArchiveSpec
 
@@ -68,10 +68,6 @@ def _pdt(spec: ArchiveSpec, seconds: float) -> str:
     return iso_time(spec.epoch_ms + round(seconds * 1000))
 
 
-def _in_gap(seg: Segment, gap: tuple[float, float] | None) -> bool:
-    return gap is not None and gap[0] <= (seg.start + seg.end) / 2 < gap[1]
-
-
 def media_playlist(
     spec: ArchiveSpec,
     parts: list[Part],
@@ -98,14 +94,12 @@ def media_playlist(
         if container == "fmp4":
             init = f"{prefix}init{part.index}.mp4" if len(parts) > 1 else f"{prefix}init.mp4"
             files[init] = track.init
-        listed = list(
-            itertools.takewhile(lambda s: until is None or s.end <= until + 1e-6, track.segments)
-        )
+        listed = list(itertools.takewhile(lambda s: visible(s, until), track.segments))
         if listed:
             entries += _part_head(spec, part, listed[0], init, pdt)
         for i, seg in enumerate(listed):
             name = f"{prefix}seg{len(spans)}.{ext}"
-            if _in_gap(seg, gap):
+            if in_gap(seg, gap):
                 entries.append("#EXT-X-GAP")
             elif container == "ts":
                 zero = part.start if part.index > 0 else Fraction(0)
