@@ -13,7 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from pipeline.errors import MediaError, RangeNotInArchive
+from pipeline.errors import MediaError
 from pipeline.manifest.dash_segments import Scope, TrackSegments, track_segments
 from pipeline.manifest.dash_select import choose_representations, int_attr, track_info
 from pipeline.manifest.dash_time import parse_datetime_ms, parse_duration
@@ -40,6 +40,28 @@ class _Period:
     audio_muxed: bool
 
 
+@dataclass(frozen=True)
+class _Mpd:
+    """What the MPD element says about the whole presentation."""
+
+    dynamic: bool
+    ast_ms: int | None  # availabilityStartTime: the wall clock of archive time 0
+    duration: float | None  # mediaPresentationDuration
+    tsbd: float | None  # timeShiftBufferDepth
+    now: float | None  # archive time of the wall clock, for a dynamic MPD
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Extent:
+    """Where the listed media lies on the archive timeline."""
+
+    start: float
+    edge: float
+    is_live: bool
+    notes: tuple[str, ...]
+
+
 def resolve_dash(
     reader: BlobReader,
     manifest: str,
@@ -52,6 +74,40 @@ def resolve_dash(
 
     ``now_ms`` is the wall clock for dynamic MPDs with ``@duration`` numbering (default: now).
     """
+    root, ns = _root(data, manifest)
+    mpd = _mpd(root, manifest, now_ms)
+    periods = _periods(root, ns, manifest, reader, mpd.duration, mpd.now)
+    window = request.window(mpd.ast_ms)
+    extent = _extent(periods, mpd, manifest)
+    window.check_overlaps(
+        extent.start, extent.edge, is_live=extent.is_live, obj=manifest, slack=_EPS
+    )
+    lo, hi = max(window.start, extent.start), min(window.end, extent.edge)
+    video, audio, preroll = _collect(periods, lo, hi, extent.start)
+    info_period = _period_at(periods, lo)
+    return Resolution(
+        manifest=manifest,
+        kind="dash",
+        clock=window.clock,
+        epoch_ms_at_zero=mpd.ast_ms,
+        start=window.start,
+        end=window.end,
+        video=tuple(video),
+        audio=tuple(audio),
+        video_track=info_period.video.info,
+        audio_track=info_period.audio.info if info_period.audio else None,
+        audio_muxed=info_period.audio_muxed,
+        gaps=window.with_missing(_gaps(video, lo, hi), extent.start),
+        is_live=extent.is_live,
+        live_edge=extent.edge,
+        archive_start=extent.start,
+        notes=mpd.notes + extent.notes,
+        preroll=preroll,
+    )
+
+
+def _root(data: bytes, manifest: str) -> tuple[ET.Element, str]:
+    """The MPD element and its namespace prefix (``{urn:...}`` or empty)."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
@@ -59,7 +115,10 @@ def resolve_dash(
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     if root.tag != ns + "MPD":
         raise MediaError(f"root element is <{root.tag[len(ns) :]}>, not <MPD>", obj=manifest)
+    return root, ns
 
+
+def _mpd(root: ET.Element, manifest: str, now_ms: int | None) -> _Mpd:
     dynamic = root.get("type", "static") == "dynamic"
     ast_text = root.get("availabilityStartTime")
     ast_ms = None
@@ -72,53 +131,45 @@ def resolve_dash(
     now = None
     if dynamic and ast_ms is not None:
         now = ((time.time() * 1000 if now_ms is None else now_ms) - ast_ms) / 1000.0
+    notes = tuple(
+        f"MPD@{attr}={root.get(attr)}"
+        for attr in ("publishTime", "minimumUpdatePeriod")
+        if root.get(attr)
+    )
+    return _Mpd(dynamic, ast_ms, mpd_duration, tsbd, now, notes)
 
-    notes: list[str] = []
-    for attr in ("publishTime", "minimumUpdatePeriod"):
-        if root.get(attr):
-            notes.append(f"MPD@{attr}={root.get(attr)}")
-    periods = _periods(root, ns, manifest, reader, mpd_duration, now)
 
-    start, clock = request.archive_start(ast_ms)
-    end = start + request.duration_ms / 1000.0
-    field = "StartPos" if clock == "wall" else "StartTime"
-
+def _extent(periods: list[_Period], mpd: _Mpd, manifest: str) -> _Extent:
+    """The archive's start and edge: the first and last video segment, then the MPD's limits."""
     filled = [p for p in periods if len(p.video.segments.timeline)]
     if filled:
         first, last = filled[0].video.segments, filled[-1].video.segments
-        archive_start = first.archive_time(first.timeline.start(0))
+        start = first.archive_time(first.timeline.start(0))
         edge = last.archive_time(last.timeline.end(len(last.timeline) - 1))
         if filled[-1].end is not None:
             # A nominal @duration slot may run past the Period's end; the media does not.
             edge = min(edge, filled[-1].end)
-    elif dynamic:
-        archive_start = edge = periods[0].start
+    elif mpd.dynamic:
+        start = edge = periods[0].start
     else:
         raise MediaError("the MPD lists no video segments", obj=manifest)
-    if dynamic and tsbd is not None:
-        archive_start = max(archive_start, _first_available(filled, edge - tsbd))
-        notes.append(f"timeShiftBufferDepth keeps archive time {archive_start:.3f}s onwards")
-    ended = mpd_duration is not None and edge >= mpd_duration - _EPS
-    is_live = dynamic and not ended
+    notes: tuple[str, ...] = ()
+    if mpd.dynamic and mpd.tsbd is not None:
+        start = max(start, _first_available(filled, edge - mpd.tsbd))
+        notes = (f"timeShiftBufferDepth keeps archive time {start:.3f}s onwards",)
+    ended = mpd.duration is not None and edge >= mpd.duration - _EPS
+    is_live = mpd.dynamic and not ended
     if is_live:
         # A live clip can only be delivered where both tracks exist: audio segments are
         # published on their own (AAC frame) grid and may trail the video, as HLS does it.
         edge = min(edge, _audio_edge(periods[-1]))
+    return _Extent(start, edge, is_live, notes)
 
-    if end <= archive_start + _EPS:
-        raise RangeNotInArchive(
-            f"range {start:.3f}-{end:.3f}s ends before the archive starts at {archive_start:.3f}s",
-            field=field,
-            obj=manifest,
-        )
-    if start >= edge and not is_live:
-        raise RangeNotInArchive(
-            f"range {start:.3f}-{end:.3f}s starts after the archive ends at {edge:.3f}s",
-            field=field,
-            obj=manifest,
-        )
 
-    lo, hi = max(start, archive_start), min(end, edge)
+def _collect(
+    periods: list[_Period], lo: float, hi: float, archive_start: float
+) -> tuple[list[SegmentRef], list[SegmentRef], SegmentRef | None]:
+    """Video and audio refs covering [lo, hi) across Periods, and the video preroll."""
     video: list[SegmentRef] = []
     audio: list[SegmentRef] = []
     preroll: SegmentRef | None = None
@@ -131,30 +182,7 @@ def resolve_dash(
         video.extend(_refs(p.video.segments, p_lo, p_hi, bool(video)))
         if p.audio is not None:
             audio.extend(_refs(p.audio.segments, p_lo, p_hi, bool(audio)))
-
-    gaps = _gaps(video, lo, hi)
-    if start < archive_start:
-        gaps.insert(0, Gap(start, archive_start, "missing"))
-    info_period = _period_at(periods, lo)
-    return Resolution(
-        manifest=manifest,
-        kind="dash",
-        clock="wall" if clock == "wall" else "relative",
-        epoch_ms_at_zero=ast_ms,
-        start=start,
-        end=end,
-        video=tuple(video),
-        audio=tuple(audio),
-        video_track=info_period.video.info,
-        audio_track=info_period.audio.info if info_period.audio else None,
-        audio_muxed=info_period.audio_muxed,
-        gaps=tuple(gaps),
-        is_live=is_live,
-        live_edge=edge,
-        archive_start=archive_start,
-        notes=tuple(notes),
-        preroll=preroll,
-    )
+    return video, audio, preroll
 
 
 def _refs(seg: TrackSegments, lo: float, hi: float, after_other: bool) -> list[SegmentRef]:

@@ -14,9 +14,8 @@ earliest presentation to its ``start`` (see :func:`pipeline.manifest.hls_scan.sc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from pipeline.errors import MediaError, RangeNotInArchive
+from pipeline.errors import MediaError
 from pipeline.manifest.hls_scan import MediaScan, scan_media
 from pipeline.manifest.hls_tags import (
     STREAM_INF,
@@ -27,7 +26,7 @@ from pipeline.manifest.hls_tags import (
     wall_clock_anchor,
 )
 from pipeline.manifest.request import RangeRequest
-from pipeline.model import Gap, Resolution, SegmentRef, TrackInfo
+from pipeline.model import Resolution, SegmentRef, TrackInfo
 from pipeline.storage import BlobReader, join_location
 
 _AUDIO_CODECS = ("mp4a", "ac-3", "ec-3", "ac-4", "opus", "flac", "fLaC", "mp3", "alac", "dts")
@@ -118,23 +117,15 @@ def resolve_hls(
         media = top
 
     epoch0 = wall_clock_anchor(media)
-    start, anchor = request.archive_start(epoch0)
-    clock: Literal["wall", "relative"] = "wall" if anchor == "wall" else "relative"
-    end = start + request.duration_ms / 1000.0
+    window = request.window(epoch0)
+    start, end = window.start, window.end
     video = scan_media(media, start, end, epoch0)
     notes = list(video.notes)
-    field = "StartPos" if clock == "wall" else "StartTime"
     if video.finished and not video.has_segments:
         raise MediaError(
             f"line {last_line(media)}: finished playlist lists no segments", obj=media.location
         )
-    if end <= 0.0 or (video.finished and start >= video.end):
-        raise RangeNotInArchive(
-            f"range [{start:.3f}, {end:.3f}) s lies outside the recording "
-            f"[0, {video.end:.3f}) s of {media.location}",
-            field=field,
-            obj=manifest,
-        )
+    window.check_overlaps(0.0, video.end, is_live=not video.finished, obj=manifest)
 
     audio_segments: tuple[SegmentRef, ...] = ()
     live_edge = video.end
@@ -156,13 +147,10 @@ def resolve_hls(
         audio_muxed = True  # TS (and ffmpeg's fMP4) carry audio beside the video
         notes.append("audio codec not declared (no CODECS); probe the segments for audio")
 
-    gaps = list(video.gaps)
-    if start < 0.0:
-        gaps.insert(0, Gap(start, min(0.0, end), "missing"))  # before the recording began
     return Resolution(
         manifest=manifest,
         kind="hls",
-        clock=clock,
+        clock=window.clock,
         epoch_ms_at_zero=epoch0,
         start=start,
         end=end,
@@ -171,7 +159,7 @@ def resolve_hls(
         video_track=video_track,
         audio_track=audio_track,
         audio_muxed=audio_muxed,
-        gaps=tuple(gaps),
+        gaps=window.with_missing(video.gaps, 0.0),  # HLS archive time 0 is the first segment
         is_live=not video.finished,
         live_edge=live_edge,
         archive_start=0.0,

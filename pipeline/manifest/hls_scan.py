@@ -13,13 +13,14 @@ timeline and a PDT later than the previous segment's end leaves a hole that beco
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import MediaError
 from pipeline.manifest.hls_tags import (
     BYTERANGE,
     EXTINF,
-    MAP,
     PDT,
     Playlist,
     attributes,
@@ -132,24 +133,21 @@ class _Walk:
     def __init__(
         self, source: Playlist, lo: float, hi: float, epoch0: int | None, origin: float
     ) -> None:
-        self.source = source
-        self.lo = lo
-        self.hi = hi
-        self.epoch0 = epoch0
+        self.source, self.lo, self.hi, self.epoch0 = source, lo, hi, epoch0
         self.t = origin  # running archive time: where the next segment starts without a PDT
         self.seen = False  # a segment was walked since the last (re)start
         self.has_segments = False
-        self.init: tuple[str, ByteRange | None] | None = None
+        self.init: tuple[str, ByteRange | None] | None = None  # the EXT-X-MAP in force
         self.last_uri: str | None = None
         self.last_range_end: int | None = None
         self.carried = False  # a discontinuity tagged on a skipped GAP segment
         self.fmp4 = False
         self.dangling = False  # an EXTINF with no URI after it
+        self.discontinuity = self.gap = False  # set by _RARE_TAGS for the next segment
         self.segments: list[SegmentRef] = []
         self.preroll: SegmentRef | None = None
-        # the last segment walked before the window, as plain values (uri, start, duration,
-        # byte range, init, playable); a SegmentRef is built only for the one that is needed
-        self.prev: _Prev | None = None
+        # the last segment walked before the window; a SegmentRef only if it is the preroll
+        self.prev: _Seg | None = None
         self.gaps: list[Gap] = []
         self.notes: list[str] = []
 
@@ -157,6 +155,7 @@ class _Walk:
         """Continue at a segment block found by seeking: its PDT anchors it, no hole before."""
         self.seen = False
         self.init = init
+        self.fmp4 = self.fmp4 or init is not None
         self.last_uri = self.last_range_end = None
         self.prev = None
 
@@ -180,26 +179,28 @@ class _Walk:
         """Walk lines from ``begin``; return where it stopped (``len(lines)`` at the end).
 
         With ``stop_after_window`` it stops at the block after the first segment that
-        starts at or after ``hi``.
+        starts at or after ``hi``.  This loop runs once per line of a 24-hour playlist, so
+        the per-segment tags (EXTINF, PROGRAM-DATE-TIME, BYTERANGE) and the URI are handled
+        inline on locals; the rare tags go through ``_RARE_TAGS``, the few segments inside
+        the window through :meth:`_take`.
         """
         playlist = self.source.location
         lines = self.source.lines
         lo, hi, epoch0 = self.lo, self.hi, self.epoch0
-        use_pdt = epoch0 is not None
-        t, seen = self.t, self.seen
-        segments, gaps = self.segments, self.gaps
-        init_url, init_range = self.init if self.init else (None, None)
-        last_uri, last_range_end, carried = self.last_uri, self.last_range_end, self.carried
-        prev = self.prev
-        fmp4 = self.fmp4 or init_url is not None
-        # state that applies to the next segment URI
+        stop_at = hi if stop_after_window else math.inf
+        t, seen, prev = self.t, self.seen, self.prev
+        last_uri, last_range_end = self.last_uri, self.last_range_end
+        init = self.init
+        self.discontinuity = self.gap = False
+        # what the tags so far say about the next segment URI
         duration: float | None = None
-        pdt_ms: int | None = None
-        discontinuity = is_gap = False
+        pdt_at: float | None = None  # its PROGRAM-DATE-TIME on the archive timeline
         byterange: tuple[int, int | None] | None = None
+        tagged = False  # a rare tag (or another unhandled line) came since the last segment
+        discontinuity = is_gap = False
         stopped = len(lines)
 
-        for n, line in enumerate(lines[begin:] if begin else lines, begin + 1):
+        for n, line in enumerate(_from(lines, begin), begin + 1):
             if line[:1] == "#":
                 if line.startswith(EXTINF):
                     # inlined: this line comes once per segment (parse_extinf explains errors)
@@ -213,138 +214,171 @@ class _Walk:
                     if not 0.0 <= duration < 86400.0:
                         duration = parse_extinf(line, playlist, n)
                 elif line.startswith(PDT):
-                    if use_pdt:
-                        pdt_ms = parse_pdt_ms(line[_PDT_LEN:], playlist, n)
+                    if epoch0 is not None:
+                        pdt_at = (parse_pdt_ms(line[_PDT_LEN:], playlist, n) - epoch0) / 1000.0
                 elif line.startswith(BYTERANGE):
                     byterange = parse_byterange(line[_BYTERANGE_LEN:], playlist, n)
-                elif line.startswith("#EXT-X-DISCONTINUITY") and not line.startswith(
-                    "#EXT-X-DISCONTINUITY-SEQUENCE"
-                ):
-                    discontinuity = True
-                elif line.startswith("#EXT-X-GAP"):
-                    is_gap = True
-                elif line.startswith(MAP):
-                    init_url, init_range = parse_map(line[len(MAP) :], playlist, n)
-                    fmp4 = True
-                elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-                    _media_sequence(line, playlist, n, seen, self.notes, use_pdt)
-                elif line.startswith("#EXT-X-KEY:"):
-                    _check_key(line, playlist, n)
+                else:
+                    self._rare_tag(line, n, seen)
+                    tagged = True
                 continue
             uri = line.strip()
             if not uri:
                 continue
             if duration is None:
                 raise MediaError(f"line {n}: segment {uri!r} has no EXTINF before it", obj=playlist)
+            if tagged:
+                discontinuity, is_gap, init = self.discontinuity, self.gap, self.init
+                self.discontinuity = self.gap = tagged = False
 
-            start = t
-            if pdt_ms is not None and epoch0 is not None:
-                anchored = (pdt_ms - epoch0) / 1000.0
-                if not seen or anchored >= t - BACKSTEP_TOLERANCE:
-                    if seen and anchored > t + HOLE_TOLERANCE:
-                        # the recording has a hole: nothing was written between t and the PDT
-                        _add_gap(gaps, t, anchored, lo, hi)
-                    start = anchored
-                elif len(self.notes) < 8:
-                    self.notes.append(
-                        f"{playlist} line {n}: PROGRAM-DATE-TIME steps back "
-                        f"{t - anchored:.3f} s; kept the running time so segments do not overlap"
-                    )
-            end = start + duration
-
-            seg_range: ByteRange | None = None
-            if byterange is not None:
-                length, offset = byterange
-                if offset is None:  # implicit: continues the previous sub-range of the file
-                    offset = last_range_end if last_range_end is not None and uri == last_uri else 0
-                seg_range = ByteRange(offset, length)
-                last_range_end = offset + length
+            start = t if pdt_at is None else self._anchored(pdt_at, t, seen, n)
+            if byterange is None:
+                seg_range = last_range_end = None
             else:
-                last_range_end = None
+                seg_range = _sub_range(byterange, uri == last_uri, last_range_end)
+                last_range_end = seg_range.offset + seg_range.length
             last_uri = uri
 
-            if end > lo and start < hi:
-                if is_gap:
-                    _add_gap(gaps, start, end, lo, hi)
-                    carried = carried or discontinuity
-                else:
-                    if not segments and prev is not None and not (discontinuity or carried):
-                        self.preroll = _preroll(playlist, prev, start)
-                    segments.append(
-                        SegmentRef(
-                            url=join_location(playlist, uri),
-                            start=start,
-                            duration=duration,
-                            byte_range=seg_range,
-                            init_url=init_url,
-                            init_range=init_range,
-                            discontinuity=discontinuity or carried,
-                        )
-                    )
-                    carried = False
-            elif end <= lo:
-                prev = (uri, start, duration, seg_range, (init_url, init_range), not is_gap)
-            t = end
+            t = start + duration
+            if t <= lo:
+                prev = (uri, start, duration, seg_range, init, not is_gap)
+            elif start < hi:
+                self._take((uri, start, duration, seg_range, init, not is_gap), discontinuity, prev)
             seen = True
-            duration = None
-            pdt_ms = None
+            duration = pdt_at = byterange = None
             discontinuity = is_gap = False
-            byterange = None
-            if stop_after_window and start >= hi:
+            if start >= stop_at:
                 stopped = n  # index of the next line: a block boundary
                 break
 
-        self.t, self.seen = t, seen
-        self.has_segments = self.has_segments or seen
-        self.init = (init_url, init_range) if init_url is not None else None
-        self.last_uri, self.last_range_end, self.carried = last_uri, last_range_end, carried
-        self.prev = prev
-        self.fmp4 = fmp4
+        self.t, self.seen, self.prev = t, seen, prev
+        self.has_segments |= seen
+        self.last_uri, self.last_range_end = last_uri, last_range_end
         self.dangling = duration is not None
         return stopped
 
+    def _rare_tag(self, line: str, n: int, seen: bool) -> None:
+        colon = line.find(":")
+        tag, value = (line[:colon], line[colon + 1 :]) if colon > 0 else (line.rstrip(), "")
+        handler = _RARE_TAGS.get(tag)
+        if handler is not None:
+            self.seen = seen  # run() keeps it in a local; EXT-X-MEDIA-SEQUENCE asks
+            handler(self, value, n)
 
-_Prev = tuple[str, float, float, ByteRange | None, tuple[str | None, ByteRange | None], bool]
+    def _anchored(self, pdt_at: float, t: float, seen: bool, n: int) -> float:
+        """Where a segment dated by a PDT starts: at its PDT, unless that steps back too far."""
+        if not seen or pdt_at >= t - BACKSTEP_TOLERANCE:
+            if seen and pdt_at > t + HOLE_TOLERANCE:
+                # the recording has a hole: nothing was written between t and the PDT
+                _add_gap(self.gaps, t, pdt_at, self.lo, self.hi)
+            return pdt_at
+        if len(self.notes) < 8:
+            self.notes.append(
+                f"{self.source.location} line {n}: PROGRAM-DATE-TIME steps back "
+                f"{t - pdt_at:.3f} s; kept the running time so segments do not overlap"
+            )
+        return t
+
+    def _take(self, seg: _Seg, discontinuity: bool, prev: _Seg | None) -> None:
+        """A segment overlapping the window: a gap, or a SegmentRef (and maybe the preroll)."""
+        _, start, duration, _, _, playable = seg
+        if not playable:
+            _add_gap(self.gaps, start, start + duration, self.lo, self.hi)
+            self.carried = self.carried or discontinuity
+            return
+        discontinuity = discontinuity or self.carried
+        if not self.segments and prev is not None and not discontinuity:
+            self.preroll = _preroll(self.source.location, prev, start)
+        self.segments.append(_ref(self.source.location, seg, discontinuity))
+        self.carried = False
 
 
-def _preroll(playlist: str, prev: _Prev, start: float) -> SegmentRef | None:
-    uri, p_start, duration, byte_range, (init_url, init_range), playable = prev
-    if not playable or abs(p_start + duration - start) > HOLE_TOLERANCE:
-        return None
+# A walked segment as plain values: (uri, start, duration, byte range, the EXT-X-MAP in
+# force, playable).  A tuple, not a dataclass: one is built per segment before the window.
+_Seg = tuple[str, float, float, ByteRange | None, tuple[str, ByteRange | None] | None, bool]
+
+
+def _from(lines: list[str], begin: int) -> list[str]:
+    return lines[begin:] if begin else lines  # no copy of a whole day's lines for a walk
+
+
+def _sub_range(
+    byterange: tuple[int, int | None], same_uri: bool, last_end: int | None
+) -> ByteRange:
+    length, offset = byterange
+    if offset is None:  # implicit: continues the previous sub-range of the file
+        offset = last_end if last_end is not None and same_uri else 0
+    return ByteRange(offset, length)
+
+
+def _ref(playlist: str, seg: _Seg, discontinuity: bool = False) -> SegmentRef:
+    uri, start, duration, byte_range, init, _ = seg
+    init_url, init_range = init or (None, None)
     return SegmentRef(
         url=join_location(playlist, uri),
-        start=p_start,
+        start=start,
         duration=duration,
         byte_range=byte_range,
         init_url=init_url,
         init_range=init_range,
+        discontinuity=discontinuity,
     )
 
 
-def _media_sequence(
-    line: str, playlist: str, n: int, seen: bool, notes: list[str], use_pdt: bool
-) -> None:
-    value = line[len("#EXT-X-MEDIA-SEQUENCE:") :].strip()
+def _preroll(playlist: str, prev: _Seg, start: float) -> SegmentRef | None:
+    _, p_start, duration, _, _, playable = prev
+    if not playable or abs(p_start + duration - start) > HOLE_TOLERANCE:
+        return None
+    return _ref(playlist, prev)
+
+
+# The tags that come seldom (once per playlist, or per discontinuity), by name; each sets
+# what applies to the next segment on the walk, or checks the playlist.
+def _discontinuity(walk: _Walk, value: str, n: int) -> None:
+    walk.discontinuity = True
+
+
+def _gap(walk: _Walk, value: str, n: int) -> None:
+    walk.gap = True
+
+
+def _map(walk: _Walk, value: str, n: int) -> None:
+    walk.init = parse_map(value, walk.source.location, n)
+    walk.fmp4 = True
+
+
+def _media_sequence(walk: _Walk, value: str, n: int) -> None:
+    playlist = walk.source.location
+    value = value.strip()
     if not value.isdigit():
         raise MediaError(f"line {n}: bad EXT-X-MEDIA-SEQUENCE {value!r}", obj=playlist)
-    if seen:
+    if walk.seen:
         raise MediaError(f"line {n}: EXT-X-MEDIA-SEQUENCE after the first segment", obj=playlist)
-    if int(value) > 0 and not use_pdt:
+    if int(value) > 0 and walk.epoch0 is None:
         # a sliding window dropped earlier segments; without a wall clock nothing says how
         # long they were, so relative times can only count from what is still listed
-        notes.append(
+        walk.notes.append(
             f"{playlist}: starts at media sequence {value}; without PROGRAM-DATE-TIME, "
             "StartTime counts from the first segment still listed"
         )
 
 
-def _check_key(line: str, playlist: str, n: int) -> None:
-    method = attributes(line[len("#EXT-X-KEY:") :]).get("METHOD", "NONE")
+def _key(walk: _Walk, value: str, n: int) -> None:
+    method = attributes(value).get("METHOD", "NONE")
     if method != "NONE":
         raise MediaError(
             f"line {n}: encrypted segments (EXT-X-KEY METHOD={method}) are not supported",
-            obj=playlist,
+            obj=walk.source.location,
         )
+
+
+_RARE_TAGS: dict[str, Callable[[_Walk, str, int], None]] = {
+    "#EXT-X-DISCONTINUITY": _discontinuity,
+    "#EXT-X-GAP": _gap,
+    "#EXT-X-MAP": _map,
+    "#EXT-X-MEDIA-SEQUENCE": _media_sequence,
+    "#EXT-X-KEY": _key,
+}
 
 
 def _add_gap(gaps: list[Gap], start: float, end: float, lo: float, hi: float) -> None:

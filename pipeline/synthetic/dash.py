@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -84,11 +83,11 @@ def iso_time(epoch_ms: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
-def _in_gap(seg: Segment, gap: tuple[float, float] | None) -> bool:
+def in_gap(seg: Segment, gap: tuple[float, float] | None) -> bool:
     return gap is not None and gap[0] <= (seg.start + seg.end) / 2 < gap[1]
 
 
-def _visible(seg: Segment, until: float | None) -> bool:
+def visible(seg: Segment, until: float | None) -> bool:
     return until is None or seg.end <= until + 1e-6
 
 
@@ -136,7 +135,7 @@ class _Writer:
             attrs["duration"] = str(round(self.spec.segment_duration * track.timescale))
         tmpl = ET.SubElement(parent, "SegmentTemplate", attrs)
         self.files[f"{prefix}{rep.id}/init.mp4"] = track.init
-        listed = [s for s in track.segments if not _in_gap(s, self.gap) and _visible(s, self.until)]
+        listed = [s for s in track.segments if not in_gap(s, self.gap) and visible(s, self.until)]
         if self.layout == "template-duration":
             for seg in listed:
                 self.files[f"{prefix}{rep.id}/seg-{self._number(part, seg):05d}.m4s"] = seg.data
@@ -165,16 +164,16 @@ class _Writer:
         ET.SubElement(seg_list, "Initialization", {"sourceURL": f"{prefix}{rep.id}/init.mp4"})
         self.files[f"{prefix}{rep.id}/init.mp4"] = track.init
         for seg in track.segments:
-            if not _visible(seg, self.until):
+            if not visible(seg, self.until):
                 break
             name = f"{prefix}{rep.id}/s{self._number(part, seg)}.m4s"
             ET.SubElement(seg_list, "SegmentURL", {"media": name})
-            if not _in_gap(seg, self.gap):
+            if not in_gap(seg, self.gap):
                 self.files[name] = seg.data
 
     def segment_base(self, parent: ET.Element, part: Part, rep: Rep) -> None:
         track, prefix = rep.track, self._prefix(part)
-        segs = [s for s in track.segments if _visible(s, self.until)]
+        segs = [s for s in track.segments if visible(s, self.until)]
         sidx = sidx_box(
             track.timescale,
             segs[0].media_start if segs else 0,
@@ -323,22 +322,16 @@ def _same_timing(reps: tuple[Rep, ...]) -> bool:
     )
 
 
-def _runs(segments: list[Segment]) -> Iterator[tuple[int, int, int]]:
+def _runs(segments: list[Segment]) -> list[tuple[int, int, int]]:
     """SegmentTimeline S entries (t, d, r): equal durations folded into @r."""
-    run: list[int] | None = None  # [t, d, r]
+    runs: list[list[int]] = []  # [t, d, r]
     for seg in segments:
-        if (
-            run is not None
-            and seg.media_start == run[0] + run[1] * (run[2] + 1)
-            and seg.media_duration == run[1]
-        ):
-            run[2] += 1
-            continue
-        if run is not None:
-            yield run[0], run[1], run[2]
-        run = [seg.media_start, seg.media_duration, 0]
-    if run is not None:
-        yield run[0], run[1], run[2]
+        t, d, r = runs[-1] if runs else (0, 0, 0)
+        if runs and (seg.media_start, seg.media_duration) == (t + d * (r + 1), d):
+            runs[-1][2] += 1  # the run's next segment
+        else:
+            runs.append([seg.media_start, seg.media_duration, 0])
+    return [(t, d, r) for t, d, r in runs]
 
 
 def render_dash(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import math
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from pipeline.synthetic.dash import Part, encode_parts, iso_time, write_atomic
+from pipeline.synthetic.dash import Part, encode_parts, in_gap, iso_time, visible, write_atomic
 from pipeline.synthetic.encode import Segment, Track
 from pipeline.synthetic.spec import ArchiveSpec
 
@@ -67,10 +68,6 @@ def _pdt(spec: ArchiveSpec, seconds: float) -> str:
     return iso_time(spec.epoch_ms + round(seconds * 1000))
 
 
-def _in_gap(seg: Segment, gap: tuple[float, float] | None) -> bool:
-    return gap is not None and gap[0] <= (seg.start + seg.end) / 2 < gap[1]
-
-
 def media_playlist(
     spec: ArchiveSpec,
     parts: list[Part],
@@ -88,45 +85,57 @@ def media_playlist(
 
     ``prefix`` is where the segments lie relative to the playlist.
     """
+    ext = "ts" if container == "ts" else "m4s"
     entries: list[str] = []
-    longest = 1.0
-    number = 0
+    spans: list[float] = []  # TS segments carry the video segment's span; audio its own
     for part in parts:
-        if rep_id == "audio":
-            assert part.audio is not None
-            track, audio = part.audio.track, None
-        else:
-            track = next(r.track for r in part.video if r.id == rep_id)
-            audio = part.audio.track if part.audio and container == "ts" else None
-        first_in_part = True
+        track, audio = _part_tracks(part, rep_id, container)
+        init = None
         if container == "fmp4":
-            init = f"init{part.index}.mp4" if len(parts) > 1 else "init.mp4"
-            files[f"{prefix}{init}"] = track.init
-        for i, seg in enumerate(track.segments):
-            if until is not None and seg.end > until + 1e-6:
-                break
-            # TS segments carry the video segment's span; audio-only lists their own.
-            span = seg.end - seg.start
-            if first_in_part:
-                if part.index > 0:
-                    entries.append("#EXT-X-DISCONTINUITY")
-                if container == "fmp4":
-                    entries.append(f'#EXT-X-MAP:URI="{prefix}{init}"')
-                if pdt and spec.epoch_ms is not None:
-                    entries.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(spec, seg.start)}")
-                first_in_part = False
-            ext = "ts" if container == "ts" else "m4s"
-            name = f"seg{number}.{ext}"
-            if _in_gap(seg, gap):
+            init = f"{prefix}init{part.index}.mp4" if len(parts) > 1 else f"{prefix}init.mp4"
+            files[init] = track.init
+        listed = list(itertools.takewhile(lambda s: visible(s, until), track.segments))
+        if listed:
+            entries += _part_head(spec, part, listed[0], init, pdt)
+        for i, seg in enumerate(listed):
+            name = f"{prefix}seg{len(spans)}.{ext}"
+            if in_gap(seg, gap):
                 entries.append("#EXT-X-GAP")
-            else:
+            elif container == "ts":
                 zero = part.start if part.index > 0 else Fraction(0)
-                data = ts_segment(track, audio, i, zero) if container == "ts" else seg.data
-                files[f"{prefix}{name}"] = data
-            entries.append(f"#EXTINF:{span:.6f},")
-            entries.append(f"{prefix}{name}")
-            longest = max(longest, span)
-            number += 1
+                files[name] = ts_segment(track, audio, i, zero)
+            else:
+                files[name] = seg.data
+            spans.append(seg.end - seg.start)
+            entries += [f"#EXTINF:{spans[-1]:.6f},", name]
+    head = _playlist_head(container, gap, live, max([1.0, *spans]))
+    return "\n".join(head + entries + ([] if live else ["#EXT-X-ENDLIST"])) + "\n"
+
+
+def _part_tracks(part: Part, rep_id: str, container: str) -> tuple[Track, Track | None]:
+    """The track listed for ``rep_id`` in ``part``, and the audio muxed into its TS segments."""
+    if rep_id == "audio":
+        assert part.audio is not None
+        return part.audio.track, None
+    track = next(r.track for r in part.video if r.id == rep_id)
+    return track, part.audio.track if part.audio and container == "ts" else None
+
+
+def _part_head(
+    spec: ArchiveSpec, part: Part, first: Segment, init: str | None, pdt: bool
+) -> list[str]:
+    """The tags before a part's first segment: discontinuity, its init section, its clock."""
+    lines = ["#EXT-X-DISCONTINUITY"] if part.index > 0 else []
+    if init is not None:
+        lines.append(f'#EXT-X-MAP:URI="{init}"')
+    if pdt and spec.epoch_ms is not None:
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(spec, first.start)}")
+    return lines
+
+
+def _playlist_head(
+    container: str, gap: tuple[float, float] | None, live: bool, longest: float
+) -> list[str]:
     head = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{8 if gap else (7 if container == 'fmp4' else 3)}",
@@ -136,8 +145,7 @@ def media_playlist(
     ]
     if not live:
         head.insert(4, "#EXT-X-PLAYLIST-TYPE:VOD")
-    tail = [] if live else ["#EXT-X-ENDLIST"]
-    return "\n".join(head + entries + tail) + "\n"
+    return head
 
 
 def master_playlist(spec: ArchiveSpec, parts: list[Part], container: str) -> str:

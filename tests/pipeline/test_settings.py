@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import InvalidRequest
 from pipeline.media.options import EncodeOptions
-from pipeline.settings import ENV_VARS, Settings
+from pipeline.settings import ENV_VARS, SETTINGS, Settings
 
 SECRET = "2A39603DDB0F47CFB32E96C8366084AE"
 
@@ -229,9 +229,58 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings.from_env()
 
 
-def test_unknown_export_variables_are_listed_for_a_start_up_warning() -> None:
-    env = {"EXPORT_HTTP_PROT": "1", "EXPORT_HTTP_PORT": "1", "EXPORT_TEST_DOCKER": "1", "X": "1"}
-    assert Settings.unknown_variables(env) == ["EXPORT_HTTP_PROT"]
+def test_a_misspelt_variable_is_reported_with_the_setting_it_likely_meant() -> None:
+    env = {
+        "EXPORT_MAX_TRANSCODE": "3",
+        "EXPORT_HTTP_PORT": "1",
+        "EXPORT_TEST_DOCKER": "1",
+        "EXPORT_SESION_IDS": SECRET,
+        "EXPORT_NOTHING_LIKE_IT": "1",
+        "X": "1",
+    }
+    warnings = Settings.unknown_variables(env)
+    assert warnings == [
+        "EXPORT_MAX_TRANSCODE is not a setting and is ignored; did you mean EXPORT_MAX_TRANSCODES?",
+        "EXPORT_NOTHING_LIKE_IT is not a setting and is ignored; see the README's settings",
+        "EXPORT_SESION_IDS is not a setting and is ignored; did you mean EXPORT_SESSION_IDS?",
+    ]
+    assert SECRET not in str(warnings)  # a misspelt credential variable is not echoed
+    assert Settings.unknown_variables({var: "1" for var in ENV_VARS}) == []
+
+
+def _readme_configuration() -> list[tuple[str, str, str]]:
+    """(variable, default cell, meaning cell) of each row of the README's settings table."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        m = re.fullmatch(r"\| `(EXPORT_\w+)` \| (.*?) \| (.*) \|", line)
+        if m:
+            rows.append((m[1], m[2], m[3]))
+    return rows
+
+
+def test_every_setting_is_in_the_readme_with_its_default_and_meaning() -> None:
+    documented = {var: (default, meaning) for var, default, meaning in _readme_configuration()}
+    for setting in SETTINGS:
+        assert setting.var in documented, f"{setting.var} is not in the README's table"
+        default, meaning = documented[setting.var]
+        assert default == setting.documented_default, setting.var
+        assert meaning == setting.doc, f"{setting.var}: the README and settings.py differ"
+
+
+def test_every_variable_in_the_readme_is_a_setting_in_the_table_order() -> None:
+    documented = [var for var, _, _ in _readme_configuration()]
+    assert documented == [s.var for s in SETTINGS]  # no unknown, missing or repeated row
+    assert set(documented) == ENV_VARS
+
+
+def test_an_unset_variable_leaves_the_documented_default() -> None:
+    s = Settings.from_env({})
+    for setting in SETTINGS:
+        value = getattr(s.encode if setting.encode else s, setting.field)
+        if setting.shown is None:  # derived ones: see test_defaults_from_an_empty_environment
+            assert value == setting.default, setting.var
 
 
 def test_settings_are_frozen_and_constructible_directly(tmp_path: Path) -> None:
