@@ -52,10 +52,13 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     from pipeline.settings import Settings
 
     try:
-        return Settings.from_env(http_port=args.port, data_dir=args.data_dir)
+        settings = Settings.from_env(http_port=args.port, data_dir=args.data_dir)
     except ExportError as e:
         print(f"mediaexport: {e}", file=sys.stderr)
         return None
+    for warning in Settings.unknown_variables():  # a typo must not pass for a setting
+        print(f"mediaexport: warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def cmd_up(args: argparse.Namespace) -> int:
