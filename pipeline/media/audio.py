@@ -20,6 +20,7 @@ until it is known that no junction follows, so the old run's tail can still be t
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,6 +43,8 @@ from pipeline.model import Resolution, SegmentRef
 
 if TYPE_CHECKING:
     from pipeline.media.pcm import PcmSplicer
+
+log = logging.getLogger(__name__)
 
 _JOIN_TOLERANCE = 0.001  # s; packets closer than this to their predecessor's end are contiguous
 _HOLD = 2  # packets held back before copying: an old run's tail past a junction is short
@@ -68,7 +71,6 @@ class AudioTrack:
         self.next_ref = 0
         self.info: AudioInfo | None = None
         self.template = b""
-        self.notes: list[str] = []
         # Where a new run's video starts (archive s): a new Period or an HLS discontinuity.
         self._boundaries = sorted({r.start for r in res.video if r.discontinuity})
         self._held: list[_Item] = []  # accepted, not written yet
@@ -151,7 +153,7 @@ class AudioTrack:
         try:
             seg = self.demux.load(ref)
         except SegmentUnusable as e:
-            self.notes.append(f"audio {e.reason}: {ref.url}")
+            log.warning("audio segment skipped (%s): %s", e.reason, ref.url)
             return None
         self.pending.extend(seg.audio)
         return seg

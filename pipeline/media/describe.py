@@ -20,8 +20,6 @@ class OutputFacts:
     width: int
     height: int
     frame_count: int
-    video_duration: float
-    audio_duration: float | None
     size: int
     sha256: str
 
@@ -33,30 +31,20 @@ def describe(path: Path) -> OutputFacts:
                 raise MediaError("output has no video stream", obj=str(path))
             vs = c.streams.video[0]
             aus = c.streams.audio[0] if c.streams.audio else None
-            streams = [s for s in (vs, aus) if s is not None]
-            # Packets only (no decoding): one packet per frame.  Times as int / int, which
-            # is what float(Fraction) computes, without a Fraction per packet.
-            scale = {
-                s.index: (s.time_base.numerator, s.time_base.denominator)
-                for s in streams
-                if s.time_base is not None
-            }
-            spans: dict[int, list[float]] = {}
+            # Packets only (no decoding): one packet per frame.
+            first: float | None = None
+            last = 0.0
             frames = 0
-            for pkt in c.demux(streams):
-                index = pkt.stream_index
-                if pkt.pts is None or index not in scale:
+            tb = vs.time_base
+            for pkt in c.demux(vs):
+                if pkt.pts is None or tb is None:
                     continue
-                if index == vs.index:
-                    frames += 1
-                num, den = scale[index]
-                start = pkt.pts * num / den
-                end = start + (pkt.duration or 0) * num / den
-                span = spans.setdefault(index, [start, end])
-                span[0], span[1] = min(span[0], start), max(span[1], end)
-            vspan = spans.get(vs.index, [0.0, 0.0])
-            aspan = spans.get(aus.index) if aus is not None else None
-            duration = float(c.duration / av.time_base) if c.duration else vspan[1] - vspan[0]
+                frames += 1
+                start = float(pkt.pts * tb)
+                first = start if first is None else min(first, start)
+                last = max(last, start + float((pkt.duration or 0) * tb))
+            span = last - first if first is not None else 0.0
+            duration = float(c.duration / av.time_base) if c.duration else span
             return OutputFacts(
                 container="mpegts" if c.format.name == "mpegts" else "mp4",
                 duration=duration,
@@ -65,8 +53,6 @@ def describe(path: Path) -> OutputFacts:
                 width=vs.codec_context.width,
                 height=vs.codec_context.height,
                 frame_count=frames,
-                video_duration=vspan[1] - vspan[0],
-                audio_duration=(aspan[1] - aspan[0]) if aspan else None,
                 size=path.stat().st_size,
                 sha256=file_sha256(path),
             )
