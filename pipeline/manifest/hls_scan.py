@@ -85,8 +85,8 @@ def scan_media(
 
     ``SegmentRef.media_offset`` stays None for TS *and* fMP4: HLS says nothing that ties a
     segment's media timestamps (PES pts, fMP4 ``tfdt``) to the playlist timeline, and
-    learning it would cost a read of each segment, so the media work aligns each segment's
-    earliest presentation to ``SegmentRef.start``.
+    learning it would cost a read of each segment, so the media work aligns the head of each
+    run (``SegmentRef.run_head``) to its start and keeps that offset along the run.
     """
     from pipeline.manifest.hls_seek import (
         block_at,
@@ -150,6 +150,10 @@ class _Walk:
         # the last segment walked before the window, as plain values (uri, start, duration,
         # byte range, init, playable); a SegmentRef is built only for the one that is needed
         self.prev: _Prev | None = None
+        # the first playable segment of the current run (``SegmentRef.run_head``); unknown
+        # after a seek until the next discontinuity
+        self.head: _Prev | None = None
+        self.head_pending = True
         self.gaps: list[Gap] = []
         self.notes: list[str] = []
 
@@ -159,6 +163,7 @@ class _Walk:
         self.init = init
         self.last_uri = self.last_range_end = None
         self.prev = None
+        self.head, self.head_pending = None, False
 
     def result(self) -> MediaScan:
         if self.dangling:
@@ -191,6 +196,7 @@ class _Walk:
         init_url, init_range = self.init if self.init else (None, None)
         last_uri, last_range_end, carried = self.last_uri, self.last_range_end, self.carried
         prev = self.prev
+        head, head_pending = self.head, self.head_pending
         fmp4 = self.fmp4 or init_url is not None
         # state that applies to the next segment URI
         duration: float | None = None
@@ -262,6 +268,11 @@ class _Walk:
             else:
                 last_range_end = None
             last_uri = uri
+            if discontinuity:
+                head_pending = True
+            if head_pending and not is_gap:
+                head = (uri, start, duration, seg_range, (init_url, init_range), True)
+                head_pending = False
 
             if end > lo and start < hi:
                 if is_gap:
@@ -279,6 +290,7 @@ class _Walk:
                             init_url=init_url,
                             init_range=init_range,
                             discontinuity=discontinuity or carried,
+                            run_head=_run_head(playlist, head, uri, seg_range),
                         )
                     )
                     carried = False
@@ -299,6 +311,7 @@ class _Walk:
         self.init = (init_url, init_range) if init_url is not None else None
         self.last_uri, self.last_range_end, self.carried = last_uri, last_range_end, carried
         self.prev = prev
+        self.head, self.head_pending = head, head_pending
         self.fmp4 = fmp4
         self.dangling = duration is not None
         return stopped
@@ -318,6 +331,22 @@ def _preroll(playlist: str, prev: _Prev, start: float) -> SegmentRef | None:
         byte_range=byte_range,
         init_url=init_url,
         init_range=init_range,
+    )
+
+
+def _run_head(
+    playlist: str, head: _Prev | None, uri: str, byte_range: ByteRange | None
+) -> SegmentRef | None:
+    if head is None or (head[0] == uri and head[3] == byte_range):
+        return None
+    h_uri, h_start, h_duration, h_range, (h_init, h_init_range), _ = head
+    return SegmentRef(
+        url=join_location(playlist, h_uri),
+        start=h_start,
+        duration=h_duration,
+        byte_range=h_range,
+        init_url=h_init,
+        init_range=h_init_range,
     )
 
 

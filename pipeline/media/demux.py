@@ -9,6 +9,7 @@ the mapping.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -28,6 +29,10 @@ class RawTrack:
     def anchor(self) -> int:
         """The earliest presentation (ticks): where a run's clock is aligned by default."""
         return min(p[1] for p in self.packets)
+
+    def first_key(self) -> int:
+        """The first keyframe in decode order (ticks): the first picture that decodes."""
+        return next((p[1] for p in self.packets if p[4]), self.packets[0][1])
 
 
 def probe_options(known: bool) -> list[Any] | None:
@@ -59,3 +64,33 @@ def collect(
         target = v if pkt.stream is video else a
         if target is not None:
             target.packets.append(item)
+
+
+def repair_keyframe_pts(track: RawTrack) -> None:
+    """Give back its own slot to a keyframe written at the time of one of its leading pictures.
+
+    libavformat's dash muxer writes the composition offset of the first sample of every
+    fragment after the first as the track's initial delay.  An open-GOP I frame is delayed
+    more than that (its leading pictures are decoded after it and present before it), so it
+    comes out at a leading picture's time: two packets share a presentation time and the slot
+    the keyframe belongs in stays empty, which drops one of them as a repeat.  Two packets
+    of one segment never present at the same time, so when the first keyframe shares its
+    time and the segment's frame grid has exactly one empty slot after it, that slot is its.
+    """
+    packets = track.packets
+    key = next((i for i, p in enumerate(packets) if p[4]), None)
+    if key is None:
+        return
+    pts = packets[key][1]
+    others = sorted(p[1] for i, p in enumerate(packets) if i != key)
+    if pts not in others:
+        return
+    steps = [b - a for a, b in itertools.pairwise(others) if b > a]
+    if not steps:
+        return
+    frame = min(steps)
+    taken = set(others)
+    empty = [t for t in range(pts + frame, others[-1], frame) if t not in taken]
+    if len(empty) == 1:
+        data, _, dts, duration, is_key = packets[key]
+        packets[key] = (data, empty[0], dts, duration, is_key)

@@ -2,10 +2,11 @@
 
 A segment's bytes are its init segment (fMP4) followed by the media segment, opened with
 ``av.open(BytesIO)``.  Packet times become archive seconds:
-``archive_time = pts_seconds + media_offset``; when the manifest does not tie media time to
-the archive (``media_offset is None``: HLS), the earliest presentation of the first segment
-of a run is aligned to ``SegmentRef.start`` and the same offset is kept until the next
-discontinuity, so frame spacing stays exact.
+``archive_time = pts_seconds + offset`` (``clock.TrackClock``).  When the manifest does not
+tie media time to the archive (``media_offset is None``: HLS), the run's head segment
+(``SegmentRef.run_head``) is read narrowly and its first keyframe aligned to its start: the
+one picture whose playlist time every packager agrees on.  Without a head, the segment's own
+earliest presentation is aligned to ``SegmentRef.start``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from typing import Literal
 import av
 
 from pipeline.errors import MediaError, SourceNotFound
-from pipeline.media.demux import RawTrack, collect, probe_options
+from pipeline.media.clock import FixedClock, TrackClock
+from pipeline.media.demux import RawTrack, collect, probe_options, repair_keyframe_pts
 from pipeline.media.nal import AnnexBNormalizer
 from pipeline.media.timeline import EPS
 from pipeline.model import ByteRange, SegmentRef
 from pipeline.storage import BlobReader
+
+HEAD_BYTES = 64 * 1024
 
 
 class SegmentUnusable(Exception):
@@ -110,42 +114,6 @@ class SegmentFetcher:
             raise SegmentUnusable(ref, "missing", str(e)) from e
 
 
-class TrackClock:
-    """Maps one track's media timestamps to archive time across segments."""
-
-    def __init__(self) -> None:
-        self._offset: float | None = None
-
-    def offset_for(self, ref: SegmentRef, earliest: float | None) -> float:
-        if ref.media_offset is not None:
-            self._offset = ref.media_offset
-            return ref.media_offset
-        if self._offset is None or ref.discontinuity:
-            self._offset = ref.start - (earliest if earliest is not None else 0.0)
-        return self._offset
-
-    @property
-    def current(self) -> float | None:
-        return self._offset
-
-    def skipped(self, ref: SegmentRef) -> None:
-        """``ref`` could not be read; if timestamps restarted there, realign on the next."""
-        if ref.discontinuity:
-            self._offset = None
-
-
-class _FixedClock(TrackClock):
-    def __init__(self, offset: float) -> None:
-        super().__init__()
-        self._offset = offset
-
-    def offset_for(self, ref: SegmentRef, earliest: float | None) -> float:
-        if ref.media_offset is not None:
-            return ref.media_offset
-        assert self._offset is not None
-        return self._offset
-
-
 def leading_wanted(packets: list[TimedPacket], start: float) -> bool:
     """Whether a frame at or after ``start`` presents before the segment's first keyframe.
 
@@ -169,6 +137,7 @@ class TrackDemuxer:
         self._normalizer: AnnexBNormalizer | None = None
         # Video facts per init segment, learnt from the first segment that uses it.
         self._facts: dict[tuple[str, ByteRange | None], VideoInfo] = {}
+        self._heads: dict[tuple[str, ByteRange | None], float | None] = {}
 
     def load(self, ref: SegmentRef) -> SegmentMedia:
         try:
@@ -189,7 +158,7 @@ class TrackDemuxer:
         """
         clock = self.clock
         offset = clock.current
-        self.clock = _FixedClock(offset) if offset is not None else TrackClock()
+        self.clock = FixedClock(offset) if offset is not None else TrackClock()
         try:
             return self.load(ref)
         finally:
@@ -202,10 +171,20 @@ class TrackDemuxer:
         probe = probe_options(known is not None)
         with av.open(io.BytesIO(data), "r", stream_options=probe) as container:
             opened = self._collect(container, ref, out, known)
+        if opened.video is not None:
+            repair_keyframe_pts(opened.video)
         clocked = opened.video or opened.audio
         if clocked is None:
             return out
-        offset = self.clock.offset_for(ref, float(clocked.anchor() * clocked.time_base))
+        start, media = ref.start, float(clocked.anchor() * clocked.time_base)
+        head = ref.run_head
+        if head is not None and self.clock.infers(ref):
+            # Learn the run's offset at its head, where the playlist time and the media agree
+            # for every packager; the segment's own earliest picture may be a leading one.
+            at_head = self._head_time(head)
+            if at_head is not None:
+                start, media = head.start, at_head
+        offset = self.clock.offset_for(ref, start, media)
         if opened.video is not None:
             self._map_video(out, opened, offset)
             if init is not None and known is None:
@@ -270,6 +249,24 @@ class TrackDemuxer:
                     out.audio_info = dataclasses.replace(out.audio_info, extradata=asc)
             out.audio.append(_timed(payload, pts, dts, dur, True, audio.time_base, offset))
 
+    def _head_time(self, head: SegmentRef) -> float | None:
+        """Media time (s) of the first keyframe of a run's head segment, read narrowly."""
+        key = (head.url, head.byte_range)
+        if key not in self._heads:
+            self._heads[key] = None
+            for ref in (_prefix(head), head):
+                try:
+                    data = self.fetcher.fetch(ref)
+                    with av.open(io.BytesIO(data), "r") as container:
+                        opened = self._collect(container, ref, SegmentMedia(ref), None)
+                except (SegmentUnusable, av.FFmpegError, ValueError, IndexError, MediaError):
+                    continue
+                track = opened.video or opened.audio
+                if track is not None:
+                    self._heads[key] = float(track.first_key() * track.time_base)
+                    break
+        return self._heads[key]
+
     def _video_normalizer(self, codec: str, extradata: bytes | None) -> AnnexBNormalizer:
         if self._normalizer is None or (extradata and extradata[0] == 1):
             # MP4 sources carry their record in every segment's init; TS sources rely on
@@ -279,6 +276,13 @@ class TrackDemuxer:
                 fresh.param_sets = self._normalizer.param_sets
             self._normalizer = fresh
         return self._normalizer
+
+
+def _prefix(ref: SegmentRef) -> SegmentRef:
+    """The first ``HEAD_BYTES`` of a segment: enough to hold its first keyframe's timestamps."""
+    offset, length = (ref.byte_range.offset, ref.byte_range.length) if ref.byte_range else (0, None)
+    size = HEAD_BYTES if length is None else min(length, HEAD_BYTES)
+    return dataclasses.replace(ref, byte_range=ByteRange(offset, size))
 
 
 def _cut_truncated(seg: SegmentMedia, size: int) -> None:
