@@ -2,7 +2,9 @@
 
 Every family (tests/fixtures/packagers.py) is cut from a frame inside its second segment,
 across several segment boundaries, for each export_type, and must give exactly the frames
-asked for, each once, decoded with a fresh decoder and MP4 edit lists ignored.
+asked for, each once, decoded with a fresh decoder and MP4 edit lists ignored.  Strict
+xfails mark what is still wrong: a leading picture the manifest places in the segment before
+its own (``LEADING_IN_NEXT_SEGMENT``).
 """
 
 from __future__ import annotations
@@ -97,3 +99,18 @@ def test_thumbnail_is_the_frame_asked_for(
     result = grab_thumbnail(Blobs(), resolve_frames(archive, index, 1), tmp_path / "t.jpg")
     with av.open(str(result.path)) as c:
         assert read_frame_index(next(c.decode(video=0))) == index
+
+
+@pytest.mark.parametrize("export_type", [0, 1])
+def test_clip_ending_just_before_a_keyframe(
+    archive: Packaged, tmp_path: Path, export_type: int, request: pytest.FixtureRequest
+) -> None:
+    if archive.family in LEADING_IN_NEXT_SEGMENT:
+        request.applymarker(
+            pytest.mark.xfail(reason="the manifest chooses the segment before", strict=True)
+        )
+    gop = archive.source.gop
+    first, last = gop + 12, 2 * gop - 1  # the last frame may be the next keyframe's leading one
+    res = resolve_frames(archive, first, last - first + 1)
+    result = export_clip(Blobs(), res, tmp_path / "clip.mp4", export_type=export_type)
+    assert decode(result.path).indices == list(range(first, last + 1))
