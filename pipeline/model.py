@@ -35,6 +35,13 @@ class SegmentRef:
     # the manifest (HLS/TS), so align the segment's earliest presentation time to ``start``.
     media_offset: float | None = None
     discontinuity: bool = False  # timestamps restart here (HLS discontinuity, new Period)
+    # HLS: the first segment of this one's run (the playlist's first, or the first after a
+    # discontinuity), when it is another segment.  Packagers disagree on whether a segment's
+    # playlist time is its keyframe's or its earliest presentation's, but at the head of a
+    # run they are one picture, so the media work learns the run's offset there.  None when
+    # unknown (a long PDT-dated playlist is sought, not walked, so its head is not seen): a
+    # hint, not part of which segment this is.
+    run_head: SegmentRef | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

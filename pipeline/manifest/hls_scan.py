@@ -18,6 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import MediaError
+from pipeline.manifest.hls_segments import (
+    HOLE_TOLERANCE,
+    Seg,
+    add_gap,
+    merge_gaps,
+    preroll_ref,
+    segment_ref,
+    sub_range,
+)
 from pipeline.manifest.hls_tags import (
     BYTERANGE,
     EXTINF,
@@ -30,15 +39,11 @@ from pipeline.manifest.hls_tags import (
     parse_pdt_ms,
 )
 from pipeline.model import ByteRange, Gap, SegmentRef
-from pipeline.storage import join_location
 
 _PDT_LEN = len(PDT)
 _EXTINF_LEN = len(EXTINF)
 _BYTERANGE_LEN = len(BYTERANGE)
 
-# A PDT this much later than the previous segment's end is a hole in the recording; less is
-# rounding (PDTs carry milliseconds, EXTINF often fewer digits).  Under one frame at 60 fps.
-HOLE_TOLERANCE = 0.010
 # A PDT this much *earlier* than the running time is EXTINF rounding and re-anchors the
 # timeline; a bigger step back would make segments overlap, so the running time is kept.
 BACKSTEP_TOLERANCE = 0.5
@@ -86,8 +91,8 @@ def scan_media(
 
     ``SegmentRef.media_offset`` stays None for TS *and* fMP4: HLS says nothing that ties a
     segment's media timestamps (PES pts, fMP4 ``tfdt``) to the playlist timeline, and
-    learning it would cost a read of each segment, so the media work aligns each segment's
-    earliest presentation to ``SegmentRef.start``.
+    learning it would cost a read of each segment, so the media work aligns the head of each
+    run (``SegmentRef.run_head``) to its start and keeps that offset along the run.
     """
     from pipeline.manifest.hls_seek import (
         block_at,
@@ -147,7 +152,11 @@ class _Walk:
         self.segments: list[SegmentRef] = []
         self.preroll: SegmentRef | None = None
         # the last segment walked before the window; a SegmentRef only if it is the preroll
-        self.prev: _Seg | None = None
+        self.prev: Seg | None = None
+        # the first playable segment of the current run (``SegmentRef.run_head``); unknown
+        # after a seek until the next discontinuity
+        self.head: Seg | None = None
+        self.head_pending = True
         self.gaps: list[Gap] = []
         self.notes: list[str] = []
 
@@ -158,6 +167,7 @@ class _Walk:
         self.fmp4 = self.fmp4 or init is not None
         self.last_uri = self.last_range_end = None
         self.prev = None
+        self.head, self.head_pending = None, False
 
     def result(self) -> MediaScan:
         if self.dangling:
@@ -166,7 +176,7 @@ class _Walk:
             )
         return MediaScan(
             segments=tuple(self.segments),
-            gaps=tuple(_merge(self.gaps)),
+            gaps=tuple(merge_gaps(self.gaps)),
             finished=self.source.finished,
             end=self.t,
             has_segments=self.has_segments,
@@ -186,7 +196,7 @@ class _Walk:
         """
         playlist = self.source.location
         lines = self.source.lines
-        lo, hi, epoch0 = self.lo, self.hi, self.epoch0
+        lo, hi = self.lo, self.hi
         stop_at = hi if stop_after_window else math.inf
         t, seen, prev = self.t, self.seen, self.prev
         last_uri, last_range_end = self.last_uri, self.last_range_end
@@ -214,8 +224,7 @@ class _Walk:
                     if not 0.0 <= duration < 86400.0:
                         duration = parse_extinf(line, playlist, n)
                 elif line.startswith(PDT):
-                    if epoch0 is not None:
-                        pdt_at = (parse_pdt_ms(line[_PDT_LEN:], playlist, n) - epoch0) / 1000.0
+                    pdt_at = self._pdt(line, n)
                 elif line.startswith(BYTERANGE):
                     byterange = parse_byterange(line[_BYTERANGE_LEN:], playlist, n)
                 else:
@@ -235,15 +244,19 @@ class _Walk:
             if byterange is None:
                 seg_range = last_range_end = None
             else:
-                seg_range = _sub_range(byterange, uri == last_uri, last_range_end)
+                seg_range = sub_range(byterange, uri == last_uri, last_range_end)
                 last_range_end = seg_range.offset + seg_range.length
             last_uri = uri
+            if self.head_pending and not is_gap:  # set again by EXT-X-DISCONTINUITY
+                self.head = (uri, start, duration, seg_range, init, True)
+                self.head_pending = False
 
             t = start + duration
             if t <= lo:
                 prev = (uri, start, duration, seg_range, init, not is_gap)
             elif start < hi:
-                self._take((uri, start, duration, seg_range, init, not is_gap), discontinuity, prev)
+                seg = (uri, start, duration, seg_range, init, not is_gap)
+                self._take(seg, discontinuity, prev)
             seen = True
             duration = pdt_at = byterange = None
             discontinuity = is_gap = False
@@ -265,12 +278,18 @@ class _Walk:
             self.seen = seen  # run() keeps it in a local; EXT-X-MEDIA-SEQUENCE asks
             handler(self, value, n)
 
+    def _pdt(self, line: str, n: int) -> float | None:
+        """A PROGRAM-DATE-TIME on the archive timeline (None without a wall clock)."""
+        if self.epoch0 is None:
+            return None
+        return (parse_pdt_ms(line[_PDT_LEN:], self.source.location, n) - self.epoch0) / 1000.0
+
     def _anchored(self, pdt_at: float, t: float, seen: bool, n: int) -> float:
         """Where a segment dated by a PDT starts: at its PDT, unless that steps back too far."""
         if not seen or pdt_at >= t - BACKSTEP_TOLERANCE:
             if seen and pdt_at > t + HOLE_TOLERANCE:
                 # the recording has a hole: nothing was written between t and the PDT
-                _add_gap(self.gaps, t, pdt_at, self.lo, self.hi)
+                add_gap(self.gaps, t, pdt_at, self.lo, self.hi)
             return pdt_at
         if len(self.notes) < 8:
             self.notes.append(
@@ -279,63 +298,33 @@ class _Walk:
             )
         return t
 
-    def _take(self, seg: _Seg, discontinuity: bool, prev: _Seg | None) -> None:
+    def _take(self, seg: Seg, discontinuity: bool, prev: Seg | None) -> None:
         """A segment overlapping the window: a gap, or a SegmentRef (and maybe the preroll)."""
         _, start, duration, _, _, playable = seg
         if not playable:
-            _add_gap(self.gaps, start, start + duration, self.lo, self.hi)
+            add_gap(self.gaps, start, start + duration, self.lo, self.hi)
             self.carried = self.carried or discontinuity
             return
         discontinuity = discontinuity or self.carried
         if not self.segments and prev is not None and not discontinuity:
-            self.preroll = _preroll(self.source.location, prev, start)
-        self.segments.append(_ref(self.source.location, seg, discontinuity))
+            self.preroll = preroll_ref(self.source.location, prev, start)
+        # The run's head, when it is another segment: the media work clocks the run from it.
+        head, run_head = self.head, None
+        if head is not None and (head[0], head[3]) != (seg[0], seg[3]):
+            run_head = segment_ref(self.source.location, head)
+        self.segments.append(segment_ref(self.source.location, seg, discontinuity, run_head))
         self.carried = False
-
-
-# A walked segment as plain values: (uri, start, duration, byte range, the EXT-X-MAP in
-# force, playable).  A tuple, not a dataclass: one is built per segment before the window.
-_Seg = tuple[str, float, float, ByteRange | None, tuple[str, ByteRange | None] | None, bool]
 
 
 def _from(lines: list[str], begin: int) -> list[str]:
     return lines[begin:] if begin else lines  # no copy of a whole day's lines for a walk
 
 
-def _sub_range(
-    byterange: tuple[int, int | None], same_uri: bool, last_end: int | None
-) -> ByteRange:
-    length, offset = byterange
-    if offset is None:  # implicit: continues the previous sub-range of the file
-        offset = last_end if last_end is not None and same_uri else 0
-    return ByteRange(offset, length)
-
-
-def _ref(playlist: str, seg: _Seg, discontinuity: bool = False) -> SegmentRef:
-    uri, start, duration, byte_range, init, _ = seg
-    init_url, init_range = init or (None, None)
-    return SegmentRef(
-        url=join_location(playlist, uri),
-        start=start,
-        duration=duration,
-        byte_range=byte_range,
-        init_url=init_url,
-        init_range=init_range,
-        discontinuity=discontinuity,
-    )
-
-
-def _preroll(playlist: str, prev: _Seg, start: float) -> SegmentRef | None:
-    _, p_start, duration, _, _, playable = prev
-    if not playable or abs(p_start + duration - start) > HOLE_TOLERANCE:
-        return None
-    return _ref(playlist, prev)
-
-
 # The tags that come seldom (once per playlist, or per discontinuity), by name; each sets
 # what applies to the next segment on the walk, or checks the playlist.
 def _discontinuity(walk: _Walk, value: str, n: int) -> None:
     walk.discontinuity = True
+    walk.head_pending = True  # the next playable segment heads a new run
 
 
 def _gap(walk: _Walk, value: str, n: int) -> None:
@@ -379,21 +368,3 @@ _RARE_TAGS: dict[str, Callable[[_Walk, str, int], None]] = {
     "#EXT-X-MEDIA-SEQUENCE": _media_sequence,
     "#EXT-X-KEY": _key,
 }
-
-
-def _add_gap(gaps: list[Gap], start: float, end: float, lo: float, hi: float) -> None:
-    start, end = max(start, lo), min(end, hi)
-    if end > start:
-        gaps.append(Gap(start, end, "gap"))
-
-
-def _merge(gaps: list[Gap]) -> list[Gap]:
-    """Join touching gaps (a run of EXT-X-GAP segments is one hole)."""
-    merged: list[Gap] = []
-    for gap in gaps:
-        if merged and gap.start <= merged[-1].end + HOLE_TOLERANCE:
-            last = merged[-1]
-            merged[-1] = Gap(last.start, max(last.end, gap.end), last.reason)
-        else:
-            merged.append(gap)
-    return merged

@@ -2,27 +2,33 @@
 
 A segment's bytes are its init segment (fMP4) followed by the media segment, opened with
 ``av.open(BytesIO)``.  Packet times become archive seconds:
-``archive_time = pts_seconds + media_offset``; when the manifest does not tie media time to
-the archive (``media_offset is None``: HLS), the earliest presentation of the first segment
-of a run is aligned to ``SegmentRef.start`` and the same offset is kept until the next
-discontinuity, so frame spacing stays exact.
+``archive_time = pts_seconds + offset`` (``clock.TrackClock``).  When the manifest does not
+tie media time to the archive (``media_offset is None``: HLS), the run's head segment
+(``SegmentRef.run_head``) is read narrowly and its first keyframe aligned to its start: the
+one picture whose playlist time every packager agrees on.  Without a head, the segment's own
+earliest presentation is aligned to ``SegmentRef.start``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
 import av
 
 from pipeline.errors import MediaError, SourceNotFound
+from pipeline.media.clock import FixedClock, TrackClock
+from pipeline.media.demux import RawTrack, collect, probe_options, repair_keyframe_pts
 from pipeline.media.nal import AnnexBNormalizer
 from pipeline.media.timeline import EPS
 from pipeline.model import ByteRange, SegmentRef
 from pipeline.storage import BlobReader
+
+HEAD_BYTES = 64 * 1024
 
 
 class SegmentUnusable(Exception):
@@ -78,6 +84,16 @@ class SegmentMedia:
     damaged_from: float | None = None
 
 
+@dataclass
+class _Opened:
+    """What ``TrackDemuxer._collect`` read out of one segment's container."""
+
+    is_ts: bool
+    video: RawTrack | None = None
+    audio: RawTrack | None = None
+    extradata: bytes | None = None  # the video stream's codec record, if any
+
+
 class SegmentFetcher:
     """Reads segment bytes, caching init segments (shared by every segment of a track)."""
 
@@ -96,42 +112,6 @@ class SegmentFetcher:
             return init + self.reader.read(ref.url, ref.byte_range)
         except SourceNotFound as e:
             raise SegmentUnusable(ref, "missing", str(e)) from e
-
-
-class TrackClock:
-    """Maps one track's media timestamps to archive time across segments."""
-
-    def __init__(self) -> None:
-        self._offset: float | None = None
-
-    def offset_for(self, ref: SegmentRef, earliest: float | None) -> float:
-        if ref.media_offset is not None:
-            self._offset = ref.media_offset
-            return ref.media_offset
-        if self._offset is None or ref.discontinuity:
-            self._offset = ref.start - (earliest if earliest is not None else 0.0)
-        return self._offset
-
-    @property
-    def current(self) -> float | None:
-        return self._offset
-
-    def skipped(self, ref: SegmentRef) -> None:
-        """``ref`` could not be read; if timestamps restarted there, realign on the next."""
-        if ref.discontinuity:
-            self._offset = None
-
-
-class _FixedClock(TrackClock):
-    def __init__(self, offset: float) -> None:
-        super().__init__()
-        self._offset = offset
-
-    def offset_for(self, ref: SegmentRef, earliest: float | None) -> float:
-        if ref.media_offset is not None:
-            return ref.media_offset
-        assert self._offset is not None
-        return self._offset
 
 
 def leading_wanted(packets: list[TimedPacket], start: float) -> bool:
@@ -157,6 +137,7 @@ class TrackDemuxer:
         self._normalizer: AnnexBNormalizer | None = None
         # Video facts per init segment, learnt from the first segment that uses it.
         self._facts: dict[tuple[str, ByteRange | None], VideoInfo] = {}
+        self._heads: dict[tuple[str, ByteRange | None], float | None] = {}
 
     def load(self, ref: SegmentRef) -> SegmentMedia:
         try:
@@ -177,7 +158,7 @@ class TrackDemuxer:
         """
         clock = self.clock
         offset = clock.current
-        self.clock = _FixedClock(offset) if offset is not None else TrackClock()
+        self.clock = FixedClock(offset) if offset is not None else TrackClock()
         try:
             return self.load(ref)
         finally:
@@ -185,78 +166,108 @@ class TrackDemuxer:
 
     def _demux(self, ref: SegmentRef, data: bytes) -> SegmentMedia:
         out = SegmentMedia(ref, raw=data)
-        raw_v: list[tuple[bytes, int, int, int, bool]] = []
-        raw_a: list[tuple[bytes, int, int, int, bool]] = []
         init = (ref.init_url, ref.init_range) if ref.init_url is not None else None
         known = self._facts.get(init) if init is not None and not self.want_audio else None
-        # Opening a container probes it, and for H.264 FFmpeg decodes frames to learn the
-        # pixel format and reorder depth (~2 ms a 720p segment, most of demuxing one).  The
-        # stream facts of an fMP4 segment come from its init segment, already probed for an
-        # earlier segment: let the probe decode nothing.  Packets are demuxed the same.
-        # One dict of options per stream (PyAV's stub says list[str], hence Any).
-        probe: list[Any] | None = [{"skip_frame": "all"}] if known is not None else None
+        probe = probe_options(known is not None)
         with av.open(io.BytesIO(data), "r", stream_options=probe) as container:
-            is_ts = "mpegts" in container.format.name
-            vs = container.streams.video[0] if container.streams.video else None
-            aus = container.streams.audio[0] if container.streams.audio else None
-            if self.want_video:
-                if vs is None:
-                    raise ValueError("no video stream")
-                out.video_info = known or _video_info(vs, ref)
-            if self.want_audio and aus is not None:
-                out.audio_info = _audio_info(aus)
-            streams = [
-                s
-                for s in (vs if self.want_video else None, aus if self.want_audio else None)
-                if s is not None
-            ]
-            if not streams:
-                return out
-            v_tb = vs.time_base if vs is not None else None
-            a_tb = aus.time_base if aus is not None else None
-            for pkt in container.demux(streams):
-                if pkt.size == 0 or pkt.pts is None:
-                    continue
-                if pkt.is_corrupt:
-                    raise ValueError("corrupt packet")
-                dts = pkt.dts if pkt.dts is not None else pkt.pts
-                item = (bytes(pkt), pkt.pts, dts, pkt.duration or 0, pkt.is_keyframe)
-                (raw_v if pkt.stream is vs else raw_a).append(item)
-            if self.want_video and not raw_v:
-                raise ValueError("no video packets")
-            if not self.want_video and self.want_audio and not raw_a:
-                raise ValueError("no audio packets")
-            ref_tb = v_tb if raw_v else a_tb
-            assert ref_tb is not None
-            earliest = min(p[1] for p in (raw_v or raw_a)) * ref_tb
-            offset = self.clock.offset_for(ref, float(earliest))
-            if raw_v:
-                assert v_tb is not None and out.video_info is not None
-                norm = self._video_normalizer(out.video_info.codec, vs)
-                for data_, pts, dts, dur, key in raw_v:
-                    annexb = norm.convert(data_, key)
-                    out.video.append(_timed(annexb, pts, dts, dur, key, v_tb, offset))
-                if init is not None and known is None:
-                    self._facts[init] = out.video_info
-                out.video_info = _with_extradata(out.video_info, norm.extradata())
-                if is_ts:
-                    _cut_truncated(out, len(data))
-            if raw_a:
-                assert a_tb is not None
-                aac = out.audio_info is not None and out.audio_info.codec == "aac"
-                for data_, pts, dts, dur, _key in raw_a:
-                    payload = data_
-                    if aac and data_[:2] in (b"\xff\xf1", b"\xff\xf9"):
-                        payload, asc = strip_adts(data_)
-                        if out.audio_info is not None and not out.audio_info.extradata:
-                            out.audio_info = _with_asc(out.audio_info, asc)
-                    out.audio.append(_timed(payload, pts, dts, dur, True, a_tb, offset))
+            opened = self._collect(container, ref, out, known)
+        if opened.video is not None:
+            repair_keyframe_pts(opened.video)
+        clocked = opened.video or opened.audio
+        if clocked is None:
+            return out
+        start, media = ref.start, float(clocked.anchor() * clocked.time_base)
+        head = ref.run_head
+        if head is not None and self.clock.infers(ref):
+            # Learn the run's offset at its head, where the playlist time and the media agree
+            # for every packager; the segment's own earliest picture may be a leading one.
+            at_head = self._head_time(head)
+            if at_head is not None:
+                start, media = head.start, at_head
+        offset = self.clock.offset_for(ref, start, media)
+        if opened.video is not None:
+            self._map_video(out, opened, offset)
+            if init is not None and known is None:
+                assert out.video_info is not None
+                self._facts[init] = dataclasses.replace(out.video_info, extradata=b"")
+            if opened.is_ts:
+                _cut_truncated(out, len(data))
+        if opened.audio is not None:
+            self._map_audio(out, opened.audio, offset)
         return out
 
-    def _video_normalizer(
-        self, codec: str, stream: av.video.stream.VideoStream | None
-    ) -> AnnexBNormalizer:
-        extradata = stream.codec_context.extradata if stream is not None else None
+    def _collect(
+        self,
+        container: av.container.InputContainer,
+        ref: SegmentRef,
+        out: SegmentMedia,
+        known: VideoInfo | None,
+    ) -> _Opened:
+        """The wanted streams' facts (into ``out``) and packets, in stream ticks."""
+        vs = container.streams.video[0] if container.streams.video else None
+        aus = container.streams.audio[0] if container.streams.audio else None
+        opened = _Opened(is_ts="mpegts" in container.format.name)
+        if self.want_video:
+            if vs is None:
+                raise ValueError("no video stream")
+            out.video_info = known or _video_info(vs, ref)
+            assert vs.time_base is not None
+            opened.video = RawTrack(vs.time_base)
+            opened.extradata = vs.codec_context.extradata
+        if self.want_audio and aus is not None:
+            out.audio_info = _audio_info(aus)
+            assert aus.time_base is not None
+            opened.audio = RawTrack(aus.time_base)
+        streams = [s for s, t in ((vs, opened.video), (aus, opened.audio)) if t is not None]
+        if not streams:
+            return opened
+        collect(container.demux(streams), vs, opened.video, opened.audio)
+        if opened.video is not None and not opened.video.packets:
+            raise ValueError("no video packets")
+        if opened.audio is not None and not opened.audio.packets:
+            if opened.video is None:
+                raise ValueError("no audio packets")
+            opened.audio = None
+        return opened
+
+    def _map_video(self, out: SegmentMedia, opened: _Opened, offset: float) -> None:
+        assert opened.video is not None and out.video_info is not None
+        norm = self._video_normalizer(out.video_info.codec, opened.extradata)
+        tb = opened.video.time_base
+        for data, pts, dts, dur, key in opened.video.packets:
+            out.video.append(_timed(norm.convert(data, key), pts, dts, dur, key, tb, offset))
+        out.video_info = dataclasses.replace(out.video_info, extradata=norm.extradata())
+
+    @staticmethod
+    def _map_audio(out: SegmentMedia, audio: RawTrack, offset: float) -> None:
+        aac = out.audio_info is not None and out.audio_info.codec == "aac"
+        for data, pts, dts, dur, _key in audio.packets:
+            payload = data
+            if aac and data[:2] in (b"\xff\xf1", b"\xff\xf9"):
+                payload, asc = strip_adts(data)
+                if out.audio_info is not None and not out.audio_info.extradata:
+                    out.audio_info = dataclasses.replace(out.audio_info, extradata=asc)
+            out.audio.append(_timed(payload, pts, dts, dur, True, audio.time_base, offset))
+
+    def _head_time(self, head: SegmentRef) -> float | None:
+        """Media time (s) of the first keyframe of a run's head segment, read narrowly."""
+        key = (head.url, head.byte_range)
+        if key not in self._heads:
+            self._heads[key] = None
+            for ref in (_prefix(head), head):
+                try:
+                    data = self.fetcher.fetch(ref)
+                    with av.open(io.BytesIO(data), "r") as container:
+                        opened = self._collect(container, ref, SegmentMedia(ref), None)
+                except (SegmentUnusable, av.FFmpegError, ValueError, IndexError, MediaError):
+                    continue
+                track = opened.video or opened.audio
+                if track is not None:
+                    self._heads[key] = float(track.first_key() * track.time_base)
+                    break
+        return self._heads[key]
+
+    def _video_normalizer(self, codec: str, extradata: bytes | None) -> AnnexBNormalizer:
         if self._normalizer is None or (extradata and extradata[0] == 1):
             # MP4 sources carry their record in every segment's init; TS sources rely on
             # in-band sets, which the normalizer remembers from segment to segment.
@@ -265,6 +276,13 @@ class TrackDemuxer:
                 fresh.param_sets = self._normalizer.param_sets
             self._normalizer = fresh
         return self._normalizer
+
+
+def _prefix(ref: SegmentRef) -> SegmentRef:
+    """The first ``HEAD_BYTES`` of a segment: enough to hold its first keyframe's timestamps."""
+    offset, length = (ref.byte_range.offset, ref.byte_range.length) if ref.byte_range else (0, None)
+    size = HEAD_BYTES if length is None else min(length, HEAD_BYTES)
+    return dataclasses.replace(ref, byte_range=ByteRange(offset, size))
 
 
 def _cut_truncated(seg: SegmentMedia, size: int) -> None:
@@ -347,23 +365,6 @@ def _audio_info(stream: av.audio.stream.AudioStream) -> AudioInfo:
         frame_size=cc.frame_size or 1024,
         extradata=cc.extradata,
     )
-
-
-def _with_extradata(info: VideoInfo, extradata: bytes) -> VideoInfo:
-    return VideoInfo(
-        info.codec,
-        info.width,
-        info.height,
-        info.pix_fmt,
-        info.fps,
-        info.profile,
-        info.level,
-        extradata,
-    )
-
-
-def _with_asc(info: AudioInfo, asc: bytes) -> AudioInfo:
-    return AudioInfo(info.codec, info.sample_rate, info.channels, info.layout, info.frame_size, asc)
 
 
 def strip_adts(data: bytes) -> tuple[bytes, bytes]:
