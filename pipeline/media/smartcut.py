@@ -15,7 +15,8 @@ pictures (presented before their keyframe) belong to the keyframe's GOP.
 
 All video is Annex B with parameter sets in-band on every keyframe (see nal.py), so the
 re-encoded edges and the copied GOPs each carry their own SPS/PPS and a fresh decoder
-plays the junctions.  Re-encoded packets get dts = pts - (the source's reorder delay),
+plays the junctions.  A run of copied H.264 GOPs that starts on an open-GOP I picture
+starts on an IDR rewritten from it (opengop.py): a new SPS may only become active there.  Re-encoded packets get dts = pts - (the source's reorder delay),
 which keeps decode timestamps increasing across both junctions.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import av
 from av.video.frame import PictureType
 
+from pipeline.media import opengop
 from pipeline.media.encode import TICKS, edge_encoder, new_decoder, packet
 from pipeline.media.nal import end_of_sequence, nal_type, split_annexb
 from pipeline.media.options import EncodeOptions
@@ -59,6 +61,7 @@ class SmartCutter:
         self.last_time: float | None = None  # archive time of the last frame written
         self.covered: float | None = None  # archive time where the written video ends
         self.done = False
+        self.run: opengop.CopyRun | None = None
         self.reencoded = 0
         self.copied = 0
 
@@ -183,11 +186,16 @@ class SmartCutter:
         if tl.first is None:
             tl.first = key.pts
         shift = key.pts - tl.out_time(key.pts)
+        if drop_leading and self.info.codec == "h264":
+            self.run = opengop.CopyRun()
         for p in gop:
             if drop_leading and p.pts < key.pts - EPS:
                 continue
+            data = p.data
+            if self.run is not None:
+                data = self.run.first(data) if p is key and drop_leading else self.run.next(data)
             self.writer.mux_video(
-                p.data,
+                data,
                 round((p.pts - shift) * TICKS),
                 round((p.dts - shift) * TICKS),
                 p.key,
@@ -217,9 +225,8 @@ def is_clean_start(codec: str, p: TimedPacket) -> bool:
     """Whether a fresh decoder state may follow re-encoded pictures into this keyframe.
 
     HEVC IRAP pictures (IDR, CRA, BLA) start a new coded video sequence after an end of
-    sequence.  For H.264 only an IDR does: FFmpeg's decoder ties an open-GOP I picture's
-    recovery point to the previous picture's frame_num, so after re-encoded pictures it
-    drops the copied GOP.
+    sequence.  For H.264 an IDR does, and an open-GOP I picture once rewritten into one
+    (opengop.py), when its headers use nothing that rewrite does not handle.
     """
     for nal in split_annexb(p.data):
         kind = nal_type(codec, nal)
@@ -228,7 +235,7 @@ def is_clean_start(codec: str, p: TimedPacket) -> bool:
         if codec == "h264" and kind == 5:
             return True
         if codec == "h264" and kind == 1:
-            return False
+            return opengop.convertible(p.data)
     return False
 
 
