@@ -9,6 +9,7 @@ from av.video.frame import PictureType
 
 from pipeline.media.encode import TICKS, new_decoder, packet
 from pipeline.media.options import EncodeOptions
+from pipeline.media.placement import Placement
 from pipeline.media.source import SegmentMedia, VideoInfo
 from pipeline.media.timeline import EPS, Timeline
 from pipeline.media.writer import ClipWriter
@@ -29,11 +30,18 @@ class Transcoder:
         self.frame_duration = float(1 / info.fps)
         self.encoder = writer.add_encoded_video(codec, info, options)
         self.decoder = new_decoder(info.codec, whole_clip=True)
-        self.covered: float | None = None  # archive time where the written video ends
+        self.placement = Placement(timeline)
         self.done = False
         self.encoded = 0
-        self._last_pts: int | None = None
-        self._last_time: float | None = None
+
+    @property
+    def covered(self) -> float | None:
+        """Archive time where the written video ends."""
+        last = self.placement.last_time
+        return None if last is None else last + self.frame_duration
+
+    def counts(self) -> tuple[int, int]:
+        return 0, self.encoded
 
     def feed(self, seg: SegmentMedia) -> bool:
         """Decode and encode one segment; False if its data stopped decoding part-way."""
@@ -58,26 +66,20 @@ class Transcoder:
         self.writer.mux_encoded_video(self.encoder.encode(None))
 
     def _emit(self, frames: list[av.VideoFrame]) -> None:
-        tl = self.timeline
+        end = self.timeline.end
         for frame in frames:
             if frame.pts is None:
                 continue
             t = frame.pts / TICKS
-            if t >= tl.end - EPS:
+            if t >= end - EPS:
                 self.done = True
                 continue
-            if not tl.wanted(t) or (self._last_time is not None and t <= self._last_time):
+            pts = self.placement.place(t, before=end)
+            if pts is None:
                 continue
-            if tl.first is None:
-                tl.first = t
-            pts = round(tl.out_time(t) * TICKS)
-            if self._last_pts is not None and pts <= self._last_pts:
-                continue
-            self._last_pts, self._last_time = pts, t
             out = frame.reformat(width=self.info.width, height=self.info.height, format="yuv420p")
             out.pts = pts
             out.pict_type = PictureType.NONE  # the source's frame types must not bind x264
             out.time_base = self.encoder.time_base
             self.writer.mux_encoded_video(self.encoder.encode(out))
             self.encoded += 1
-            self.covered = t + self.frame_duration

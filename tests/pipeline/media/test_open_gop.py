@@ -17,6 +17,9 @@ import pytest
 from pipeline.media import export_clip
 from pipeline.media.bits import escape, unescape
 from pipeline.media.nal import split_length_prefixed
+from pipeline.media.smartcut import plan_gop
+from pipeline.media.source import TimedPacket
+from pipeline.media.timeline import Timeline
 from pipeline.storage import Blobs
 from pipeline.synthetic import read_frame_index
 from tests.fixtures.media import MakeArchive, archive_spec
@@ -119,3 +122,38 @@ def test_emulation_prevention_round_trips(rbsp: bytes) -> None:
     escaped = escape(rbsp)
     assert not any(b"\x00\x00" + bytes([k]) in escaped for k in range(3))
     assert unescape(escaped) == rbsp
+
+
+def _gop(key: int, leading: int, length: int = 50) -> list[TimedPacket]:
+    """Packets of an open GOP in decode order: keyframe ``key``, then ``leading`` leading
+    pictures (frames key-leading .. key-1), then the rest (25 fps, archive seconds)."""
+    order = [key, *range(key - leading, key), *range(key + 1, key + length - leading)]
+    return [TimedPacket(b"", k / 25, k / 25, 0.04, k == key) for k in order]
+
+
+def test_plan_head_reencodes_through_the_leading_pictures() -> None:
+    tl = Timeline(37 / 25, 1537 / 25)
+    pre, gop = _gop(0, 0), _gop(50, 1)
+    plan = plan_gop(gop, tl, copying=False, after_hole=False, pre=pre, prev_gop=[], last_time=None)
+    # Frames 37-49 come from decoding GOP 0 and GOP 50 up to its leading picture 49.
+    assert plan.copy and plan.drop_leading and plan.upto == 2.0
+    assert plan.reencode == (*pre, *gop)
+
+
+def test_plan_middle_gop_is_copied_whole() -> None:
+    tl = Timeline(37 / 25, 1537 / 25)
+    gop = _gop(100, 1)
+    plan = plan_gop(
+        gop, tl, copying=True, after_hole=False, pre=[], prev_gop=_gop(50, 1), last_time=3.92
+    )
+    assert plan.copy and not plan.drop_leading and plan.reencode == ()
+
+
+def test_plan_tail_decodes_the_gop_before_for_its_leading_pictures() -> None:
+    tl = Timeline(37 / 25, 1537 / 25)
+    prev, gop = _gop(1450, 1), _gop(1500, 1)
+    plan = plan_gop(
+        gop, tl, copying=True, after_hole=False, pre=[], prev_gop=prev, last_time=1498 / 25
+    )
+    assert not plan.copy and plan.then == "done" and plan.upto == tl.end
+    assert plan.reencode == (*prev, *gop)
