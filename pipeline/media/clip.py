@@ -32,7 +32,7 @@ from pipeline.media.source import (
     TrackDemuxer,
     leading_wanted,
 )
-from pipeline.media.timeline import EPS, Reason, Timeline
+from pipeline.media.timeline import EPS, HOLE_EPS, Reason, Timeline
 from pipeline.media.transcode import Transcoder
 from pipeline.media.writer import ClipWriter, container_kind
 from pipeline.model import Resolution, SegmentRef
@@ -190,6 +190,8 @@ class _ClipRun:
         if i == 0 and leading_wanted(seg.video, self.res.start):
             seg.video = _with_preroll(self.video, self.res.preroll, seg, timeline)
         strategy = self.strategy or self._start(seg)
+        if i > 0 and _after_gap(self.res.video[i - 1], ref):
+            strategy.hole()  # a manifest gap: this segment does not continue the one before
         seg.raw = b""
         self.audio.push(seg)
         if not strategy.feed(seg):
@@ -258,6 +260,10 @@ def _strategy(
     if export_type == 0:
         return SmartCutter(writer, timeline, info, seg.raw, options)
     return Transcoder(writer, timeline, info, "h264" if export_type == 1 else "hevc", options)
+
+
+def _after_gap(before: SegmentRef, ref: SegmentRef) -> bool:
+    return ref.start - (before.start + before.duration) > HOLE_EPS
 
 
 def _no_media(res: Resolution, failures: list[SegmentUnusable]) -> ExportError:

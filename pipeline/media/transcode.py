@@ -1,4 +1,10 @@
-"""export_type 1 and 2: decode the range and encode it with libx264 / libx265."""
+"""export_type 1 and 2: decode the range and encode it with libx264 / libx265.
+
+After a hole the decoder restarts on the next keyframe.  Its leading pictures reference
+what the hole took, so they are not decoded; an H.264 open-GOP I picture is fed as the
+IDR the smart cut would copy (opengop.py), since FFmpeg's decoder started on it as it is
+withholds frames until long after it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import av
 from av.video.frame import PictureType
 
 from pipeline.media.encode import TICKS, new_decoder, packet
+from pipeline.media.opengop import CopyRun, convertible
 from pipeline.media.options import EncodeOptions
 from pipeline.media.placement import Placement
-from pipeline.media.source import SegmentMedia, VideoInfo
+from pipeline.media.source import SegmentMedia, TimedPacket, VideoInfo
 from pipeline.media.timeline import EPS, Timeline
 from pipeline.media.writer import ClipWriter
 
@@ -33,6 +40,9 @@ class Transcoder:
         self.placement = Placement(timeline)
         self.done = False
         self.encoded = 0
+        self.after_hole = False  # the decoder restarts on the next keyframe
+        self.restart: float | None = None  # archive time of the keyframe it restarted on
+        self.run: CopyRun | None = None  # rewrites an H.264 restart on an open-GOP I
 
     @property
     def covered(self) -> float | None:
@@ -48,7 +58,10 @@ class Transcoder:
         for p in seg.video:
             if self.done:
                 return True
-            pkt = packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))
+            data = self._input(p)
+            if data is None:
+                continue
+            pkt = packet(data, round(p.pts * TICKS), round(p.dts * TICKS))
             try:
                 frames = self.decoder.decode(pkt)
             except av.FFmpegError:
@@ -60,6 +73,21 @@ class Transcoder:
         """The next segment does not continue this one: drain and restart the decoder."""
         self._emit(self.decoder.decode(None))
         self.decoder = new_decoder(self.info.codec, whole_clip=True)
+        self.after_hole, self.run = True, None
+
+    def _input(self, p: TimedPacket) -> bytes | None:
+        """What the decoder gets for ``p``, or None when it must not decode it."""
+        if self.after_hole:
+            if not p.key:
+                return None
+            self.after_hole, self.restart = False, p.pts
+            if self.info.codec == "h264" and convertible(p.data):
+                self.run = CopyRun()
+                return self.run.first(p.data)
+            return p.data
+        if self.restart is not None and p.pts < self.restart - EPS:
+            return None  # a leading picture of the restart keyframe
+        return p.data if self.run is None else self.run.next(p.data)
 
     def finish(self) -> None:
         self._emit(self.decoder.decode(None))

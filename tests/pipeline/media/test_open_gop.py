@@ -157,3 +157,16 @@ def test_plan_tail_decodes_the_gop_before_for_its_leading_pictures() -> None:
     )
     assert not plan.copy and plan.then == "done" and plan.upto == tl.end
     assert plan.reencode == (*prev, *gop)
+
+
+@pytest.mark.parametrize("export_type", [0, 1])
+def test_after_a_gap_decoding_restarts_on_the_open_gop_keyframe(
+    make_archive: MakeArchive, tmp_path: Path, export_type: int
+) -> None:
+    # 1.96-3.96 s is not in the archive.  Frame 99 (3.96 s) leads keyframe 100 and
+    # references the lost GOP, so it cannot be shown; from keyframe 100 on every frame is.
+    # Fed on as if nothing was missing, FFmpeg withheld frames 100-110 (and lost 48).
+    manifest = make_archive("dash", seconds=12.0, open_gop=True, gap=(2.0, 4.0))
+    res = resolve_frames(manifest, archive_spec(manifest), FIRST, 200)
+    result = export_clip(Blobs(), res, tmp_path / "clip.mp4", export_type=export_type)
+    assert decode(result.path).indices == [*range(FIRST, 49), *range(100, FIRST + 200)]
