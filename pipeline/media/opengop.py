@@ -83,7 +83,7 @@ def with_frame_num(nal: bytes, sets: ParameterSets, shift: int) -> bytes:
     _, sps, _ = frame_num_at(r, sets)
     bits = sps.frame_num_bits
     old = r.u(bits)
-    if r.pos + 8 > r.size and cut < len(nal):
+    if r.pos + 8 > r.size and cut < len(nal):  # the prefix's last byte must stay as it is
         raise Unsupported("slice header prefix too short")
     new = (old - shift) % (1 << bits)
     patched = r.value ^ ((old ^ new) << (r.size - r.pos))
