@@ -14,6 +14,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import av
 
@@ -31,14 +32,11 @@ from pipeline.media.source import (
     TrackDemuxer,
     leading_wanted,
 )
-from pipeline.media.timeline import EPS, Reason, Timeline
+from pipeline.media.timeline import EPS, HOLE_EPS, Reason, Timeline
 from pipeline.media.transcode import Transcoder
 from pipeline.media.writer import ClipWriter, container_kind
 from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader
-
-Strategy = SmartCutter | Transcoder
-
 
 DEFAULT_OPTIONS = EncodeOptions()
 
@@ -101,6 +99,34 @@ def export_clip(
     )
 
 
+class VideoStrategy(Protocol):
+    """How a clip's video is made: SmartCutter (export_type 0) or Transcoder (1 and 2)."""
+
+    @property
+    def done(self) -> bool:
+        """Nothing more is wanted: the segments left need not be read."""
+        ...
+
+    @property
+    def covered(self) -> float | None:
+        """Archive time where the written video ends (the audio is written up to it)."""
+        ...
+
+    def feed(self, seg: SegmentMedia) -> bool:
+        """Take one segment's video; False if its data stopped decoding part-way."""
+        ...
+
+    def hole(self) -> None:
+        """The next segment does not continue the last one."""
+        ...
+
+    def finish(self) -> None: ...
+
+    def counts(self) -> tuple[int, int]:
+        """(copied, re-encoded) video frames."""
+        ...
+
+
 def _run(
     reader: BlobReader,
     res: Resolution,
@@ -112,63 +138,89 @@ def _run(
     progress: Callable[[float], None] | None,
 ) -> tuple[int, int]:
     """Write the clip into ``part``; returns (copied, re-encoded) video frame counts."""
-    fetcher = SegmentFetcher(reader)
-    video = TrackDemuxer(fetcher, want_video=True, want_audio=res.audio_muxed)
-    audio = AudioTrack(fetcher, res, timeline, options)
-    writer: ClipWriter | None = None
-    strategy: Strategy | None = None
-    failures: list[SegmentUnusable] = []
-    total = len(res.video)
+    run = _ClipRun(reader, res, part, kind, export_type, options, timeline)
     try:
+        total = len(res.video)
         for i, ref in enumerate(res.video):
-            if strategy is not None and strategy.done:
+            if run.strategy is not None and run.strategy.done:
                 break
-            try:
-                seg = video.load(ref)
-            except SegmentUnusable as e:
-                failures.append(e)
-                timeline.add_hole(
-                    ref.start,
-                    ref.start + ref.duration,
-                    "missing" if e.reason == "missing" else "corrupt",
-                )
-                if strategy is not None:
-                    strategy.hole()
-                _report(progress, i + 1, total)
-                continue
-            if seg.damaged_from is not None:
-                timeline.add_hole(seg.damaged_from, ref.start + ref.duration, "corrupt")
-            if i == 0 and leading_wanted(seg.video, res.start):
-                seg.video = _with_preroll(video, res.preroll, seg, timeline)
-            if strategy is None:
-                writer = ClipWriter(part, "mpegts" if kind == "mpegts" else "mp4")
-                strategy = _strategy(writer, timeline, seg, export_type, options)
-                audio.prime(seg)
-                audio.attach(writer)
-            seg.raw = b""
-            audio.push(seg)
-            if not strategy.feed(seg):
-                # Undecodable data inside the segment: the rest of it becomes a hole.
-                covered = strategy.covered if strategy.covered is not None else ref.start
-                timeline.add_hole(max(ref.start, covered), ref.start + ref.duration, "corrupt")
-                strategy.hole()
-            elif seg.damaged_from is not None:
-                strategy.hole()  # the next segment resumes after the lost part
-            if strategy.covered is not None:
-                audio.write_until(min(strategy.covered, timeline.end))
+            run.segment(i, ref)
             _report(progress, i + 1, total)
-        if strategy is None or writer is None:
-            raise _no_media(res, failures)
+        return run.finish()
+    finally:
+        if run.writer is not None:
+            run.writer.close()
+
+
+class _ClipRun:
+    """The state of one export: the demuxers, the output and the video strategy."""
+
+    def __init__(
+        self,
+        reader: BlobReader,
+        res: Resolution,
+        part: Path,
+        kind: str,
+        export_type: int,
+        options: EncodeOptions,
+        timeline: Timeline,
+    ) -> None:
+        self.res, self.part, self.kind = res, part, kind
+        self.export_type, self.options, self.timeline = export_type, options, timeline
+        fetcher = SegmentFetcher(reader)
+        self.video = TrackDemuxer(fetcher, want_video=True, want_audio=res.audio_muxed)
+        self.audio = AudioTrack(fetcher, res, timeline, options)
+        self.writer: ClipWriter | None = None
+        self.strategy: VideoStrategy | None = None
+        self.failures: list[SegmentUnusable] = []
+
+    def segment(self, i: int, ref: SegmentRef) -> None:
+        timeline = self.timeline
+        try:
+            seg = self.video.load(ref)
+        except SegmentUnusable as e:
+            self.failures.append(e)
+            reason: Reason = "missing" if e.reason == "missing" else "corrupt"
+            timeline.add_hole(ref.start, ref.start + ref.duration, reason)
+            if self.strategy is not None:
+                self.strategy.hole()
+            return
+        if seg.damaged_from is not None:
+            timeline.add_hole(seg.damaged_from, ref.start + ref.duration, "corrupt")
+        if i == 0 and leading_wanted(seg.video, self.res.start):
+            seg.video = _with_preroll(self.video, self.res.preroll, seg, timeline)
+        strategy = self.strategy or self._start(seg)
+        if i > 0 and _after_gap(self.res.video[i - 1], ref):
+            strategy.hole()  # a manifest gap: this segment does not continue the one before
+        seg.raw = b""
+        self.audio.push(seg)
+        if not strategy.feed(seg):
+            # Undecodable data inside the segment: the rest of it becomes a hole.
+            covered = strategy.covered if strategy.covered is not None else ref.start
+            timeline.add_hole(max(ref.start, covered), ref.start + ref.duration, "corrupt")
+            strategy.hole()
+        elif seg.damaged_from is not None:
+            strategy.hole()  # the next segment resumes after the lost part
+        if strategy.covered is not None:
+            self.audio.write_until(min(strategy.covered, timeline.end))
+
+    def _start(self, seg: SegmentMedia) -> VideoStrategy:
+        """The output and the strategy, made from the first usable segment."""
+        self.writer = ClipWriter(self.part, "mpegts" if self.kind == "mpegts" else "mp4")
+        self.strategy = _strategy(self.writer, self.timeline, seg, self.export_type, self.options)
+        self.audio.prime(seg)
+        self.audio.attach(self.writer)
+        return self.strategy
+
+    def finish(self) -> tuple[int, int]:
+        strategy, timeline = self.strategy, self.timeline
+        if strategy is None:
+            raise _no_media(self.res, self.failures)
         strategy.finish()
         if timeline.first is None:
-            raise _no_media(res, failures)
-        audio.finish(min(strategy.covered or timeline.end, timeline.end))
-        if isinstance(strategy, SmartCutter):
-            return strategy.copied, strategy.reencoded
-        return 0, strategy.encoded
-    finally:
-        if writer is not None:
-            writer.close()
+            raise _no_media(self.res, self.failures)
+        self.audio.finish(min(strategy.covered or timeline.end, timeline.end))
+        return strategy.counts()
 
 
 def _with_preroll(
@@ -202,12 +254,16 @@ def _strategy(
     seg: SegmentMedia,
     export_type: int,
     options: EncodeOptions,
-) -> Strategy:
+) -> VideoStrategy:
     info = seg.video_info
     assert info is not None
     if export_type == 0:
         return SmartCutter(writer, timeline, info, seg.raw, options)
     return Transcoder(writer, timeline, info, "h264" if export_type == 1 else "hevc", options)
+
+
+def _after_gap(before: SegmentRef, ref: SegmentRef) -> bool:
+    return ref.start - (before.start + before.duration) > HOLE_EPS
 
 
 def _no_media(res: Resolution, failures: list[SegmentUnusable]) -> ExportError:

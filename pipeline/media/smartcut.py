@@ -13,23 +13,123 @@ pictures (presented before their keyframe) belong to the keyframe's GOP.
   GOP when its leading pictures need it) and its frames before the end are re-encoded.
   When the end falls on a GOP boundary there is nothing to re-encode.
 
+``plan_gop`` makes that decision for one GOP, from the GOP, the timeline and where the
+cut stands; ``SmartCutter`` collects the GOPs and carries the plans out.
+
 All video is Annex B with parameter sets in-band on every keyframe (see nal.py), so the
 re-encoded edges and the copied GOPs each carry their own SPS/PPS and a fresh decoder
-plays the junctions.  Re-encoded packets get dts = pts - (the source's reorder delay),
-which keeps decode timestamps increasing across both junctions.
+plays the junctions.  A run of copied H.264 GOPs that starts on an open-GOP I picture
+starts on an IDR rewritten from it (opengop.py): a new SPS may only become active there.
+Re-encoded packets get dts = pts - (the source's reorder delay), which keeps decode
+timestamps increasing across both junctions.
 """
 
 from __future__ import annotations
 
-import av
-from av.video.frame import PictureType
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
-from pipeline.media.encode import TICKS, edge_encoder, new_decoder, packet
-from pipeline.media.nal import end_of_sequence, nal_type, split_annexb
+from pipeline.media import opengop
+from pipeline.media.edge import EdgeEncoder, EncodedPicture
+from pipeline.media.encode import TICKS
+from pipeline.media.nal import nal_type, split_annexb
 from pipeline.media.options import EncodeOptions
+from pipeline.media.placement import Placement
 from pipeline.media.source import SegmentMedia, TimedPacket, VideoInfo
 from pipeline.media.timeline import EPS, Timeline
 from pipeline.media.writer import ClipWriter
+
+
+@dataclass(frozen=True)
+class GopPlan:
+    """What the smart cut does with one GOP."""
+
+    reencode: tuple[TimedPacket, ...]  # decode these and re-encode their frames ...
+    upto: float  # ... presented before this archive time (after the last one written)
+    copy: bool  # then copy the GOP
+    drop_leading: bool  # without its leading pictures: a copy run starts on its keyframe
+    then: Literal["next", "done", "resume"]  # resume: start over like a clip after a hole
+
+
+def plan_gop(
+    gop: Sequence[TimedPacket],
+    tl: Timeline,
+    *,
+    copying: bool,
+    after_hole: bool,
+    pre: Sequence[TimedPacket],
+    prev_gop: Sequence[TimedPacket],
+    last_time: float | None,
+) -> GopPlan:
+    """The plan for ``gop`` (keyframe first, decode order).
+
+    ``copying``: the GOP before was copied; else ``pre`` holds the packets from the last
+    keyframe before the range, whose frames up to this keyframe are still to be written.
+    ``after_hole``: the GOP follows a hole, so its leading pictures lost their references.
+    ``prev_gop`` is the GOP copied last, ``last_time`` the archive time of the last frame
+    written.
+    """
+    key = gop[0]
+    starts_run = not copying or after_hole
+    if _copyable(gop, tl, drop_leading=starts_run):
+        if copying:
+            return GopPlan((), key.pts, True, after_hole, "next")
+        # The head: the frames before the keyframe, its leading pictures among them.
+        leading = not after_hole and any(_leading(p, key) and tl.wanted(p.pts) for p in gop)
+        return GopPlan((*pre, *(gop if leading else ())), key.pts, True, True, "next")
+    then: Literal["done", "resume"] = "resume" if _resumes_after_hole(gop, tl) else "done"
+    if not copying:
+        return GopPlan((*pre, *gop), tl.end, False, False, then)
+    after = last_time if last_time is not None else tl.start - EPS
+    if not any(p.pts > after + EPS and tl.wanted(p.pts) for p in gop):
+        return GopPlan((), tl.end, False, False, then)
+    # The tail; its leading pictures reference the GOP copied before it.
+    refs = prev_gop if not after_hole and any(_leading(p, key) for p in gop) else ()
+    return GopPlan((*refs, *gop), tl.end, False, False, then)
+
+
+def _leading(p: TimedPacket, key: TimedPacket) -> bool:
+    return p.pts < key.pts - EPS
+
+
+def _copyable(gop: Sequence[TimedPacket], tl: Timeline, *, drop_leading: bool) -> bool:
+    """Whether every picture the copy would show is wanted: one that runs past the end or
+    into a hole (the live edge, a damaged part of a segment) makes the GOP a tail."""
+    key = gop[0]
+    return all(
+        p.pts < tl.end - EPS and not tl.in_hole(p.pts)
+        for p in gop
+        if not (drop_leading and _leading(p, key))
+    )
+
+
+def _resumes_after_hole(gop: Sequence[TimedPacket], tl: Timeline) -> bool:
+    """Whether the clip goes on after this tail: it crossed the start of a hole (a
+    damaged segment's lost part) that ends before the end, and nothing of it is past it.
+    What follows the hole then starts like a clip: from the next keyframe, re-encoded up
+    to a clean one."""
+    if any(p.pts >= tl.end - EPS for p in gop):
+        return False
+    return any((h := tl.hole_at(p.pts)) is not None and h.end < tl.end - EPS for p in gop)
+
+
+def is_clean_start(codec: str, p: TimedPacket) -> bool:
+    """Whether a copy may start on this keyframe after re-encoded pictures.
+
+    HEVC IRAP pictures (IDR, CRA, BLA) start a new coded video sequence after an end of
+    sequence.  For H.264 an IDR does, and an open-GOP I picture once rewritten into one
+    (opengop.py), when its headers use nothing that rewrite does not handle.
+    """
+    for nal in split_annexb(p.data):
+        kind = nal_type(codec, nal)
+        if codec == "hevc" and 16 <= kind <= 21:
+            return True
+        if codec == "h264" and kind == 5:
+            return True
+        if codec == "h264" and kind == 1:
+            return opengop.convertible(p.data)
+    return False
 
 
 class SmartCutter:
@@ -46,21 +146,35 @@ class SmartCutter:
         self.info = info
         self.options = options
         self.frame_duration = float(1 / info.fps)
+        self.placement = Placement(timeline)
         writer.add_copy_video(template, info)
-        self.head_pending = True  # no keyframe to copy from seen yet
-        self.head_done = False  # the frames before the first copied keyframe are written
-        self.pre: list[TimedPacket] = []  # from the last keyframe before the start
+        # seek: no keyframe to copy from yet (``pre`` collects what the head decodes);
+        # gops: GOPs are collected and planned one by one; done: nothing more is wanted.
+        self.phase: Literal["seek", "gops", "done"] = "seek"
+        self.copying = False  # the last GOP planned was copied
+        self.after_hole = False  # the GOP being collected follows a hole
+        self.await_key = False  # skip packets up to the next keyframe (after a hole)
+        self.pre: list[TimedPacket] = []
         self.gop: list[TimedPacket] = []
         self.prev_gop: list[TimedPacket] = []
-        self.after_hole = False  # the GOP being collected follows a hole
-        self.await_key = False
+        self.edge: EdgeEncoder | None = None  # a head re-encode still running
+        self.run: opengop.CopyRun | None = None  # H.264: rewrites the current copy run
         self.delay: float | None = None  # source reorder delay: keyframe pts - dts
-        self._edge: EdgeEncoder | None = None  # a head re-encode still running
-        self.last_time: float | None = None  # archive time of the last frame written
-        self.covered: float | None = None  # archive time where the written video ends
-        self.done = False
-        self.reencoded = 0
         self.copied = 0
+        self.reencoded = 0
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    @property
+    def covered(self) -> float | None:
+        """Archive time where the written video ends."""
+        last = self.placement.last_time
+        return None if last is None else last + self.frame_duration
+
+    def counts(self) -> tuple[int, int]:
+        return self.copied, self.reencoded
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, seg: SegmentMedia) -> bool:
@@ -72,240 +186,113 @@ class SmartCutter:
         return True
 
     def hole(self) -> None:
-        if not self.head_pending and self.gop:
+        if self.phase == "gops" and self.gop:
             self._complete()
-            self.gop = []
         self.after_hole = True
         self.await_key = True
 
     def finish(self) -> None:
-        if self.done:
-            return
-        if self.head_pending:
-            if self.pre or self._edge is not None:
-                self._reencode(self.pre, upto=self.timeline.end)
-        elif self.gop:
+        if self.phase == "seek" and (self.pre or self.edge is not None):
+            self._reencode(self.pre, upto=self.timeline.end)
+        elif self.phase == "gops" and self.gop:
             self._complete()
-        self.done = True
+        self.phase = "done"
 
     def _packet(self, p: TimedPacket) -> None:
         if self.await_key and not p.key:
             return
         self.await_key = False
-        start = self.timeline.start
         if p.key and self.delay is None:
             self.delay = max(0.0, p.pts - p.dts)
-        if self.head_pending:
-            if p.key and p.pts < start - EPS and self._edge is None:
-                self.pre = [p]
-                self.after_hole = False
-            elif p.key and is_clean_start(self.info.codec, p):
-                self.head_pending = False
-                self.gop = [p]
-            elif p.key and p.pts < self.timeline.end - EPS:
-                # No copy can start here: keep re-encoding, one GOP at a time.
-                self._open_edge().feed(self.pre, upto=self.timeline.end)
-                self.pre = [p]
-            else:
-                self.pre.append(p)
-            return
-        if p.key:
+        if self.phase == "seek":
+            self._seek(p)
+        elif not p.key:
             if self.gop:  # empty after a hole
-                self._complete()
-            if self.done:
-                return
-            if self.head_pending:  # the GOP ran into a hole: start over from this key
-                self._packet(p)
-                return
-            self.gop = [p]
-        elif self.gop:
-            self.gop.append(p)
-
-    # -- decisions -------------------------------------------------------------------------
-    def _complete(self) -> None:
-        gop, tl = self.gop, self.timeline
-        key = gop[0]
-        # A GOP is copied only when every picture it shows is wanted: one that runs past
-        # the end or into a hole (the live edge, a damaged part of a segment) is a tail.
-        drops_leading = not self.head_done or self.after_hole
-        copyable = all(
-            p.pts < tl.end - EPS and not tl.in_hole(p.pts)
-            for p in gop
-            if not (drops_leading and p.pts < key.pts - EPS)
-        )
-        if not self.head_done:
-            if not copyable:
-                self._reencode(self.pre + gop, upto=tl.end)
-                self._after_tail(gop)
-                return
-            leading = not self.after_hole and any(
-                p.pts < key.pts - EPS and tl.wanted(p.pts) for p in gop
-            )
-            if self.pre or leading or self._edge is not None:
-                self._reencode(self.pre + (gop if leading else []), upto=key.pts)
-            self.pre = []
-            self.head_done = True
-            self._copy(gop, drop_leading=True)
-        elif copyable:
-            self._copy(gop, drop_leading=self.after_hole)
+                self.gop.append(p)
         else:
-            after = self.last_time if self.last_time is not None else tl.start - EPS
-            if any(p.pts > after + EPS and tl.wanted(p.pts) for p in gop):
-                has_leading = any(p.pts < key.pts - EPS for p in gop)
-                refs = self.prev_gop if has_leading and not self.after_hole else []
-                self._reencode(refs + gop, upto=tl.end)
-            self._after_tail(gop)
-            return
-        self.after_hole = False
+            if self.gop:
+                self._complete()
+            if self.phase == "seek":  # the GOP ran into a hole: start over from this key
+                self._packet(p)
+            elif self.phase == "gops":
+                self.gop = [p]
 
-    def _after_tail(self, gop: list[TimedPacket]) -> None:
-        """After a re-encoded tail GOP: done, unless the clip resumes after a hole.
-
-        Then the GOP crossed a hole's start (a damaged segment's lost part) and what
-        follows the hole starts like a clip: from the next keyframe, re-encoded up to a
-        clean one.
-        """
+    def _seek(self, p: TimedPacket) -> None:
         tl = self.timeline
-        resumes = [
-            h.end for p in gop if (h := tl.hole_at(p.pts)) is not None and h.end < tl.end - EPS
-        ]
-        if not resumes or any(p.pts >= tl.end - EPS for p in gop):
-            self.done = True
-            return
-        self.head_pending, self.head_done = True, False
-        self.pre, self.gop, self.prev_gop = [], [], []
-        self.after_hole = True
-        self.await_key = True
+        if p.key and p.pts < tl.start - EPS and self.edge is None:
+            self.pre = [p]
+            self.after_hole = False
+        elif p.key and is_clean_start(self.info.codec, p):
+            self.phase = "gops"
+            self.gop = [p]
+        elif p.key and p.pts < tl.end - EPS:
+            # No copy can start here: keep re-encoding, one GOP at a time.
+            self.edge = self.edge or self._edge()
+            self._write(self.edge.feed(self.pre, upto=tl.end))
+            self.pre = [p]
+        else:
+            self.pre.append(p)
+
+    # -- carrying out a plan ---------------------------------------------------------------
+    def _complete(self) -> None:
+        gop, self.gop = self.gop, []
+        plan = plan_gop(
+            gop,
+            self.timeline,
+            copying=self.copying,
+            after_hole=self.after_hole,
+            pre=self.pre,
+            prev_gop=self.prev_gop,
+            last_time=self.placement.last_time,
+        )
+        if plan.reencode or self.edge is not None:
+            self._reencode(list(plan.reencode), upto=plan.upto)
+        if plan.copy:
+            self._copy(gop, drop_leading=plan.drop_leading)
+            self.pre, self.prev_gop = [], gop
+            self.copying, self.after_hole = True, False
+        elif plan.then == "done":
+            self.phase = "done"
+        else:
+            self.phase, self.copying = "seek", False
+            self.pre, self.prev_gop = [], []
+            self.after_hole = self.await_key = True
 
     def _copy(self, gop: list[TimedPacket], *, drop_leading: bool) -> None:
-        tl = self.timeline
         key = gop[0]
-        if tl.first is None:
-            tl.first = key.pts
-        shift = key.pts - tl.out_time(key.pts)
+        if drop_leading:
+            self.run = opengop.CopyRun() if self.info.codec == "h264" else None
+        shift = key.pts - self.placement.out_seconds(key.pts)
         for p in gop:
-            if drop_leading and p.pts < key.pts - EPS:
+            if drop_leading and _leading(p, key):
                 continue
+            data = p.data
+            if self.run is not None:
+                data = self.run.first(data) if p is key and drop_leading else self.run.next(data)
+            pts = round((p.pts - shift) * TICKS)
             self.writer.mux_video(
-                p.data,
-                round((p.pts - shift) * TICKS),
+                data,
+                pts,
                 round((p.dts - shift) * TICKS),
                 p.key,
                 round((p.duration or self.frame_duration) * TICKS),
             )
+            self.placement.copied(p.pts, pts)
             self.copied += 1
-            if self.last_time is None or p.pts > self.last_time:
-                self.last_time = p.pts
-        self.prev_gop = gop
-        self.covered = (self.last_time or key.pts) + self.frame_duration
 
     def _reencode(self, packets: list[TimedPacket], *, upto: float) -> None:
-        """Decode ``packets`` and re-encode the wanted frames after the last written one
-        and before ``upto``."""
-        edge = self._edge or EdgeEncoder(self)
-        self._edge = None
-        edge.feed(packets, upto=upto)
-        edge.finish(upto=upto)
+        """Decode ``packets`` and re-encode the frames that belong before ``upto``."""
+        edge = self.edge or self._edge()
+        self.edge = None
+        self._write(edge.feed(packets, upto=upto))
+        self._write(edge.finish(upto=upto))
 
-    def _open_edge(self) -> EdgeEncoder:
-        if self._edge is None:
-            self._edge = EdgeEncoder(self)
-        return self._edge
+    def _edge(self) -> EdgeEncoder:
+        return EdgeEncoder(self.info, self.options, self.placement)
 
-
-def is_clean_start(codec: str, p: TimedPacket) -> bool:
-    """Whether a fresh decoder state may follow re-encoded pictures into this keyframe.
-
-    HEVC IRAP pictures (IDR, CRA, BLA) start a new coded video sequence after an end of
-    sequence.  For H.264 only an IDR does: FFmpeg's decoder ties an open-GOP I picture's
-    recovery point to the previous picture's frame_num, so after re-encoded pictures it
-    drops the copied GOP.
-    """
-    for nal in split_annexb(p.data):
-        kind = nal_type(codec, nal)
-        if codec == "hevc" and 16 <= kind <= 21:
-            return True
-        if codec == "h264" and kind == 5:
-            return True
-        if codec == "h264" and kind == 1:
-            return False
-    return False
-
-
-class EdgeEncoder:
-    """Decodes source packets and re-encodes the wanted frames, writing as it goes."""
-
-    def __init__(self, cutter: SmartCutter) -> None:
-        self.cutter = cutter
-        self.decoder = new_decoder(cutter.info.codec)
-        self.encoder = edge_encoder(cutter.info, cutter.options)
-        self.after = cutter.last_time  # frames up to here are already written
-        self.last_pts: int | None = None
-        self.pending: av.Packet | None = None  # held back to append end-of-sequence
-
-    def feed(self, packets: list[TimedPacket], *, upto: float) -> None:
-        # Decode order: a picture presented before ``upto`` references only packets before
-        # it, so the rest of the GOP (most of it at a tail cut) needs no decoding.
-        last = max((i for i, p in enumerate(packets) if p.pts < upto - EPS), default=-1)
-        for p in packets[: last + 1]:
-            try:
-                frames = self.decoder.decode(
-                    packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))
-                )
-            except av.FFmpegError:
-                continue  # a reference-only picture we cannot rebuild; its frame is unused
-            self._take(frames, upto)
-
-    def finish(self, *, upto: float) -> None:
-        self._take(self.decoder.decode(None), upto)
-        if self.last_pts is None:
-            return
-        self._write(self.encoder.encode(None))
-        if self.pending is not None:
-            # End of sequence: the copied keyframe that follows starts a new coded video
-            # sequence (an HEVC CRA's picture order count restarts, RASL pictures go).
-            self._mux(self.pending, end_of_sequence(self.cutter.info.codec))
-            self.pending = None
-
-    def _take(self, frames: list[av.VideoFrame], upto: float) -> None:
-        cutter, tl = self.cutter, self.cutter.timeline
-        for frame in frames:
-            if frame.pts is None:
-                continue
-            t = frame.pts / TICKS
-            if t >= upto - EPS or not tl.wanted(t):
-                continue
-            if self.after is not None and t <= self.after + EPS:
-                continue
-            if tl.first is None:
-                tl.first = t
-            pts = round(tl.out_time(t) * TICKS)
-            if self.last_pts is not None and pts <= self.last_pts:
-                continue
-            self.last_pts = pts
-            frame.pts = pts
-            frame.time_base = self.encoder.time_base
-            frame.pict_type = PictureType.NONE  # the source's types must not force x264's
-            if frame.format.name != cutter.info.pix_fmt:
-                frame = frame.reformat(format=cutter.info.pix_fmt)
-            self._write(self.encoder.encode(frame))
-            cutter.last_time = t
-            cutter.covered = t + cutter.frame_duration
-
-    def _write(self, packets: list[av.Packet]) -> None:
-        for q in packets:
-            if self.pending is not None:
-                self._mux(self.pending, b"")
-            self.pending = q
-
-    def _mux(self, q: av.Packet, suffix: bytes) -> None:
-        assert q.pts is not None
-        cutter = self.cutter
-        cutter.writer.mux_video(
-            bytes(q) + suffix,
-            q.pts,
-            q.pts - round((cutter.delay or 0.0) * TICKS),
-            q.is_keyframe,
-            round(cutter.frame_duration * TICKS),
-        )
-        cutter.reencoded += 1
+    def _write(self, pictures: list[EncodedPicture]) -> None:
+        delay = round((self.delay or 0.0) * TICKS)
+        for q in pictures:
+            duration = round(self.frame_duration * TICKS)
+            self.writer.mux_video(q.data, q.pts, q.pts - delay, q.key, duration)
+            self.reencoded += 1

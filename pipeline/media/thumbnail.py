@@ -14,6 +14,7 @@ skips the gap (the CLI and the frame stage both use it).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import replace
 from fractions import Fraction
@@ -25,6 +26,7 @@ from pipeline.errors import MediaError
 from pipeline.manifest import RangeRequest, resolve
 from pipeline.manifest.request import MAX_DURATION_MS
 from pipeline.media.encode import TICKS, new_decoder, packet
+from pipeline.media.placement import Placement
 from pipeline.media.results import ThumbnailResult
 from pipeline.media.source import (
     SegmentFetcher,
@@ -33,7 +35,7 @@ from pipeline.media.source import (
     TrackDemuxer,
     leading_wanted,
 )
-from pipeline.media.timeline import EPS, HOLE_EPS
+from pipeline.media.timeline import EPS, HOLE_EPS, Timeline
 from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader, file_sha256
 
@@ -166,28 +168,21 @@ def _first_frame_at(
 def _decode_first(
     packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef
 ) -> av.VideoFrame | None:
-    """The earliest decoded frame at or after ``start``."""
+    """The first decoded frame that belongs to a range from ``start`` on (placement.py)."""
     decoder = new_decoder(codec)
-    best: av.VideoFrame | None = None
+    placement = Placement(Timeline(start, math.inf))
     try:
-        for p in packets:
-            for frame in decoder.decode(packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))):
-                best = _better(best, frame, start)
-        for frame in decoder.decode(None):
-            best = _better(best, frame, start)
+        for p in [*packets, None]:
+            pkt = None if p is None else packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))
+            for frame in decoder.decode(pkt):
+                t = None if frame.pts is None else frame.pts / TICKS
+                if t is not None and placement.place(t, before=math.inf) is not None:
+                    return frame
     except av.FFmpegError as e:
         raise MediaError(
             f"cannot decode the segment holding the thumbnail: {e}", obj=ref.url
         ) from e
-    return best
-
-
-def _better(best: av.VideoFrame | None, frame: av.VideoFrame, start: float) -> av.VideoFrame | None:
-    if frame.pts is None or frame.pts / TICKS < start - EPS:
-        return best
-    if best is None or (best.pts is not None and frame.pts < best.pts):
-        return frame
-    return best
+    return None
 
 
 def _write_jpeg(

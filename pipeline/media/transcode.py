@@ -1,4 +1,10 @@
-"""export_type 1 and 2: decode the range and encode it with libx264 / libx265."""
+"""export_type 1 and 2: decode the range and encode it with libx264 / libx265.
+
+After a hole the decoder restarts on the next keyframe.  Its leading pictures reference
+what the hole took, so they are not decoded; an H.264 open-GOP I picture is fed as the
+IDR the smart cut would copy (opengop.py), since FFmpeg's decoder started on it as it is
+withholds frames until long after it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ import av
 from av.video.frame import PictureType
 
 from pipeline.media.encode import TICKS, new_decoder, packet
+from pipeline.media.opengop import CopyRun, convertible
 from pipeline.media.options import EncodeOptions
-from pipeline.media.source import SegmentMedia, VideoInfo
+from pipeline.media.placement import Placement
+from pipeline.media.source import SegmentMedia, TimedPacket, VideoInfo
 from pipeline.media.timeline import EPS, Timeline
 from pipeline.media.writer import ClipWriter
 
@@ -29,18 +37,31 @@ class Transcoder:
         self.frame_duration = float(1 / info.fps)
         self.encoder = writer.add_encoded_video(codec, info, options)
         self.decoder = new_decoder(info.codec, whole_clip=True)
-        self.covered: float | None = None  # archive time where the written video ends
+        self.placement = Placement(timeline)
         self.done = False
         self.encoded = 0
-        self._last_pts: int | None = None
-        self._last_time: float | None = None
+        self.after_hole = False  # the decoder restarts on the next keyframe
+        self.restart: float | None = None  # archive time of the keyframe it restarted on
+        self.run: CopyRun | None = None  # rewrites an H.264 restart on an open-GOP I
+
+    @property
+    def covered(self) -> float | None:
+        """Archive time where the written video ends."""
+        last = self.placement.last_time
+        return None if last is None else last + self.frame_duration
+
+    def counts(self) -> tuple[int, int]:
+        return 0, self.encoded
 
     def feed(self, seg: SegmentMedia) -> bool:
         """Decode and encode one segment; False if its data stopped decoding part-way."""
         for p in seg.video:
             if self.done:
                 return True
-            pkt = packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))
+            data = self._input(p)
+            if data is None:
+                continue
+            pkt = packet(data, round(p.pts * TICKS), round(p.dts * TICKS))
             try:
                 frames = self.decoder.decode(pkt)
             except av.FFmpegError:
@@ -52,32 +73,41 @@ class Transcoder:
         """The next segment does not continue this one: drain and restart the decoder."""
         self._emit(self.decoder.decode(None))
         self.decoder = new_decoder(self.info.codec, whole_clip=True)
+        self.after_hole, self.run = True, None
+
+    def _input(self, p: TimedPacket) -> bytes | None:
+        """What the decoder gets for ``p``, or None when it must not decode it."""
+        if self.after_hole:
+            if not p.key:
+                return None
+            self.after_hole, self.restart = False, p.pts
+            if self.info.codec == "h264" and convertible(p.data):
+                self.run = CopyRun()
+                return self.run.first(p.data)
+            return p.data
+        if self.restart is not None and p.pts < self.restart - EPS:
+            return None  # a leading picture of the restart keyframe
+        return p.data if self.run is None else self.run.next(p.data)
 
     def finish(self) -> None:
         self._emit(self.decoder.decode(None))
         self.writer.mux_encoded_video(self.encoder.encode(None))
 
     def _emit(self, frames: list[av.VideoFrame]) -> None:
-        tl = self.timeline
+        end = self.timeline.end
         for frame in frames:
             if frame.pts is None:
                 continue
             t = frame.pts / TICKS
-            if t >= tl.end - EPS:
+            if t >= end - EPS:
                 self.done = True
                 continue
-            if not tl.wanted(t) or (self._last_time is not None and t <= self._last_time):
+            pts = self.placement.place(t, before=end)
+            if pts is None:
                 continue
-            if tl.first is None:
-                tl.first = t
-            pts = round(tl.out_time(t) * TICKS)
-            if self._last_pts is not None and pts <= self._last_pts:
-                continue
-            self._last_pts, self._last_time = pts, t
             out = frame.reformat(width=self.info.width, height=self.info.height, format="yuv420p")
             out.pts = pts
             out.pict_type = PictureType.NONE  # the source's frame types must not bind x264
             out.time_base = self.encoder.time_base
             self.writer.mux_encoded_video(self.encoder.encode(out))
             self.encoded += 1
-            self.covered = t + self.frame_duration

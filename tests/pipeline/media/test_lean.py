@@ -10,7 +10,7 @@ from typing import Any
 import av
 import pytest
 
-import pipeline.media.smartcut as smartcut
+import pipeline.media.edge as edge
 import pipeline.media.source as source
 import pipeline.media.thumbnail as thumbnail
 from pipeline.media import export_clip, grab_thumbnail
@@ -84,7 +84,7 @@ def test_tail_reencode_decodes_only_up_to_the_end(
     manifest = make_archive("dash")
     spec = archive_spec(manifest)
     counts: list[int] = []
-    monkeypatch.setattr(smartcut, "new_decoder", lambda codec: CountingDecoder(codec, counts))
+    monkeypatch.setattr(edge, "new_decoder", lambda codec: CountingDecoder(codec, counts))
     # Frames 10..109: head 10-49 re-encoded, 50-99 copied, tail 100-109 re-encoded.
     res = resolve_frames(manifest, spec, 10, 100)
     result = export_clip(Blobs(), res, tmp_path / "c.mp4", export_type=0)
