@@ -38,6 +38,11 @@ from schemas import STATUS, codec
 log = logging.getLogger(__name__)
 
 FINAL_STATES = frozenset({"done", "failed"})
+# ms a fetch may wait at the broker; with aiokafka's 500 the last hop of every job (its final
+# status reaching this replica) cost up to ~250 ms on the embedded Tansu, which holds a fetch
+# over several partitions about half its wait even when a record is there.  Same value and
+# reasons as the worker's consumer (pipeline/app.py, FETCH_MAX_WAIT_MS).
+FETCH_MAX_WAIT_MS = 50
 
 
 Listener = Callable[[str, dict[str, Any] | None, dict[str, Any] | None], None]
@@ -89,6 +94,7 @@ class StatusReplica:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=self.client_id,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await consumer.start()
         self._consumer = consumer
