@@ -127,10 +127,11 @@ def create_app(settings: Settings, bootstrap: str, *, app_id: str = APP_ID) -> f
 # answers a waiting fetch as soon as a record arrives, so there the wait only sets how often an
 # idle consumer asks (1/wait).  The embedded Tansu (0.6.0) answered a fetch over several
 # partitions only ~850 ms after it began even when the record came 137 ms in, so with faust's
-# 1500 every hop cost up to ~0.75 s; with 50 it costs at most ~25 ms.  Shorter costs CPU while
-# idle: an empty 40-partition fetch is ~5 ms of Tansu's CPU and ~2 ms of ours (10 ms: ~45% of a
-# core idle; 50: ~12%).  Figures: bench/hops.py.  The ingress's status replica uses the same
-# value (ingress/replica.py).
+# 1500 every hop cost up to ~0.75 s; with 50 one measured 4-14 ms there (bench/hops.py).
+# Shorter costs CPU while idle: an empty 40-partition fetch is ~5 ms of Tansu's CPU and ~2 ms
+# of ours, so one idle consumer takes ~45% of a core at 10 ms, ~12% at 50; an idle `up` with
+# its broker ~15-20% at 50 (bench/hops.py).  The ingress's status replica uses the same value
+# (ingress/replica.py).
 FETCH_MAX_WAIT_MS = 50
 
 
