@@ -53,6 +53,7 @@ class StatusReplica:
         client_id: str = "ingress",
         ttl_ms: int | None = None,
         clock: Callable[[], int] = now_ms,
+        fetch_max_wait_ms: int = 50,
     ) -> None:
         self.bootstrap = bootstrap
         self.ttl_ms = ttl_ms  # finished jobs older than this are dropped (None: never)
@@ -61,6 +62,10 @@ class StatusReplica:
         self.topic = changelog_topic
         self.status_topic = status_topic
         self.client_id = client_id
+        # With aiokafka's 500 the last hop of every job (its final status reaching this
+        # replica) cost up to ~250 ms on the embedded Tansu, which holds a fetch over several
+        # partitions about half its wait even when a record is there (service/app.py).
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.rows: dict[str, dict[str, Any]] = {}
         self._unfinished: set[str] = set()  # job ids whose row is not done/failed
         self._changed = asyncio.Condition()
@@ -87,6 +92,7 @@ class StatusReplica:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=self.client_id,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         await consumer.start()
         self._consumer = consumer

@@ -206,6 +206,13 @@ class Settings:
         "plus 4x the clip's Duration for media) is re-driven, up to 3 times, then failed "
         "naming the stage; 1000..31622400000.",
     )
+    kafka_fetch_max_wait_ms: int = _setting(
+        50,
+        parse.whole(1, 1500),
+        "How long the broker may hold a consumer's fetch that has no records (each stage's "
+        "consumer and the status replica); bounds a hop on the embedded broker, see "
+        "Latency; 1..1500.",
+    )
 
     def __post_init__(self) -> None:
         # Derived defaults, so that Settings(data_dir=...) alone is a usable object too.

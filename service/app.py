@@ -91,7 +91,7 @@ def create_app(settings: Settings, bootstrap: str, *, app_id: str = APP_ID) -> f
     codec.register()
     data_dir = settings.data_dir
     (data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=broker_urls(bootstrap),
         autodiscover=False,
@@ -119,6 +119,49 @@ def create_app(settings: Settings, bootstrap: str, *, app_id: str = APP_ID) -> f
         producer_linger_ms=1,
         loghandlers=[],
     )
+    use_short_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
+    return app
+
+
+# --- Broker fetch wait (faust-streaming 0.15.3; pyproject pins <0.16) ----------------------
+# EXPORT_KAFKA_FETCH_MAX_WAIT_MS: ms a consumer's fetch may wait at the broker for records.  Kafka
+# answers a waiting fetch as soon as a record arrives, so there the wait only sets how often an
+# idle consumer asks (1/wait).  The embedded Tansu (0.6.0) answered a fetch over several
+# partitions only ~850 ms after it began even when the record came 137 ms in, so with faust's
+# 1500 every hop cost up to ~0.75 s; with 50 one measured 4-14 ms there (bench/hops.py).
+# Shorter costs CPU while idle: an empty 40-partition fetch is ~5 ms of Tansu's CPU and ~2 ms
+# of ours, so one idle consumer takes ~45% of a core at 10 ms, ~12% at 50; an idle `up` with
+# its broker ~15-20% at 50 (bench/hops.py).  The ingress's status replica uses the same
+# setting (ingress/replica.py).
+
+
+def use_short_fetch_wait(app: faust.App, wait_ms: int) -> None:
+    """Make the worker's consumer fetch with ``wait_ms`` instead of the 1500 ms that
+    faust 0.15.3 hard-codes in ``AIOKafkaConsumerThread._create_worker_consumer`` (no setting
+    reaches it).  The smallest override: the same driver classes, the consumer they build
+    changed before it starts; aiokafka's consumer reads ``_fetch_max_wait_ms`` in ``start``
+    when it builds its fetcher.  Fails at start-up, not silently, if aiokafka renames it."""
+    from faust.transport.drivers import aiokafka as driver
+
+    class ShortWaitConsumerThread(driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: driver.Transport) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            if not hasattr(consumer, "_fetch_max_wait_ms"):
+                raise RuntimeError("aiokafka has no AIOKafkaConsumer._fetch_max_wait_ms")
+            consumer._fetch_max_wait_ms = wait_ms
+            return consumer
+
+    class ShortWaitConsumer(driver.Consumer):
+        def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+            return ShortWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    class ShortWaitTransport(driver.Transport):
+        Consumer = ShortWaitConsumer
+
+    app.transport = ShortWaitTransport(app.conf.broker_consumer, app)
+
+
+# --- end of the broker fetch wait ---------------------------------------------------------
 
 
 def _table(app: faust.App, name: str, **options: Any) -> Any:

@@ -159,7 +159,11 @@ def build_worker(
 
     pipe = create_pipeline(settings, bootstrap)
     replica = StatusReplica(
-        bootstrap, pipe.status_changelog, client_id=settings.worker_id, ttl_ms=settings.job_ttl_ms
+        bootstrap,
+        pipe.status_changelog,
+        client_id=settings.worker_id,
+        ttl_ms=settings.job_ttl_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     ingress = Ingress(pipe, replica)
 
