@@ -14,6 +14,7 @@ exit status says which class of failure it was, so a script can tell "fix the re
 5     the service is unreachable or does not answer with the legacy contract
 6     overloaded: ErrorCode -4 without ``--wait`` (with it, submit retries after TimeWait)
 7     the job is done but its output could not be downloaded (``-o``)
+130   Ctrl-C while waiting (an accepted job runs on in the service)
 ====  ===========================================================================================
 """
 
@@ -44,6 +45,7 @@ EXIT_TIMEOUT = 4
 EXIT_UNREACHABLE = 5
 EXIT_OVERLOADED = 6
 EXIT_DOWNLOAD = 7
+EXIT_INTERRUPTED = 130  # the shell's own status for Ctrl-C
 
 # ErrorCodes (pipeline/legacy/response.py, pipeline/errors.py) the client acts on.
 THUMBNAIL_READY, WORK_NOT_FINISH, MEDIA_READY = 0, 1, 5
@@ -67,7 +69,7 @@ def add_commands(sub: Any) -> None:
         help="post an export to a running service; --wait for it, -o to download the output",
         description="Post one legacy /export body. Exit status: 0 done (or accepted without "
         "--wait), 2 bad usage or refused (-2/-3), 3 job failed, 4 --timeout reached, "
-        "5 service unreachable, 6 overloaded (-4), 7 download failed.",
+        "5 service unreachable, 6 overloaded (-4), 7 download failed, 130 Ctrl-C.",
     )
     p.add_argument(
         "--server", required=True, type=server_url, help="the ingress, e.g. http://127.0.0.1:8080"
@@ -231,6 +233,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             answer = wait_done(service, body, answer, show)
     except ClientError as e:
         return _fail(e, _client_exit(e), bar)
+    except KeyboardInterrupt:  # the job is the service's: it runs on without this client
+        return _fail(ExportError("interrupted; an accepted job runs on"), EXIT_INTERRUPTED, bar)
     if bar is not None:
         if answer["ErrorCode"] in (THUMBNAIL_READY, MEDIA_READY):
             bar(1.0, "done")
