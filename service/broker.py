@@ -52,6 +52,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the broker binds (tokio sets it): connections of a previous run still in
+        # TIME_WAIT do not count as "in use", a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise BrokerError(
+                f"cannot listen on {host}:{port}: {e.strerror}", field="EXPORT_KAFKA_PORT"
+            ) from e
+
+
 def kafka_api_versions_ok(host: str, port: int, timeout: float = 1.0) -> bool:
     """True when something on host:port answers a Kafka ApiVersions (v0) request."""
     client_id = b"mediaexport"
@@ -103,6 +116,7 @@ class EmbeddedBroker:
     ) -> None:
         self.binary = find_tansu(binary)
         self.host = host
+        self.pinned = port is not None  # EXPORT_KAFKA_PORT: a port in use is the user's to fix
         self.port = port or free_port(host)
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -112,6 +126,10 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        if self.pinned:
+            # Else a broker already on that port would answer the readiness probe below and
+            # `up` would run against it while ours exits unseen.
+            _check_port_free(self.host, self.port)
         url = f"tcp://{self.host}:{self.port}"
         cmd = [
             self.binary,

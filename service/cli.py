@@ -12,15 +12,19 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import tool
-    from service import serve
+    from service import client, serve, submit
 
     parser = argparse.ArgumentParser(
         prog="mediaexport",
         description="Frame-accurate clips and thumbnails from DASH/HLS live-recording archives.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {client.package_version()}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     tool.add_commands(sub)  # thumb, cut, demo-archive
     serve.add_commands(sub)  # up, worker
+    submit.add_commands(sub)  # submit
     return parser
 
 

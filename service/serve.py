@@ -75,7 +75,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         if bootstrap is None:
             broker = EmbeddedBroker(
-                settings.tansu_bin, log_path=settings.data_dir / "broker.log"
+                settings.tansu_bin,
+                port=settings.kafka_port,
+                log_path=settings.data_dir / "broker.log",
             ).start()
             bootstrap = broker.bootstrap
         ensure_demo_archive(settings)

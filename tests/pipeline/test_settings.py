@@ -27,7 +27,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (2, 4, 4)
     assert (s.sync_wait_ms, s.live_wait_ms) == (5000, 60000)
     assert s.session_ids is None and s.auth_open
-    assert s.tansu_bin is None
+    assert s.tansu_bin is None and s.kafka_port is None
     assert s.worker_id == f"{socket.gethostname()}-{os.getpid()}"
     assert s.encode == EncodeOptions()
     assert (s.max_pending, s.job_ttl_ms, s.drain_timeout_ms) == (200, 86_400_000, 60_000)
@@ -54,6 +54,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_SESSION_IDS": f"{SECRET}, other-id",
         "EXPORT_PARTITIONS": "6",
         "EXPORT_TANSU_BIN": str(tansu),
+        "EXPORT_KAFKA_PORT": "19092",
         "EXPORT_WORKER_ID": "worker-7",
         "EXPORT_H264_PRESET": "fast",
         "EXPORT_EDGE_H264_PRESET": "veryfast",
@@ -81,7 +82,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (3, 8, 6)
     assert (s.sync_wait_ms, s.live_wait_ms) == (0, 15000)
     assert s.session_ids == frozenset({SECRET, "other-id"}) and not s.auth_open
-    assert s.tansu_bin == str(tansu)
+    assert (s.tansu_bin, s.kafka_port) == (str(tansu), 19092)
     assert s.worker_id == "worker-7"
     assert s.encode == EncodeOptions(
         h264_preset="fast",

@@ -12,7 +12,7 @@ import av
 import pytest
 
 from pipeline.synthetic import ArchiveSpec, read_frame_index
-from pipeline.tool import _ProgressBar
+from pipeline.tool import ProgressBar
 from tests.fixtures.media import archive_spec
 from tests.pipeline.cli_helpers import frames_of, run
 
@@ -126,7 +126,7 @@ def test_s3_endpoint_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_progress_bar_redraws_one_line() -> None:
     shown: list[str] = []
-    bar = _ProgressBar(width=10, write=shown.append)
+    bar = ProgressBar(width=10, write=shown.append)
     for f in (0.0, 0.004, 0.5, 1.0):
         bar(f)
     bar.close()
