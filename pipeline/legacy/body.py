@@ -27,6 +27,8 @@ from schemas.request import (
     MAX_EPOCH_MS,
     MAX_FILE_NAME,
     MAX_LIVE_PATH,
+    MAX_SLUG_BYTES,
+    MAX_SLUG_DEPTH,
     NO_CONTROL,
     START_TIME_PATTERN,
     EpochMs,
@@ -61,7 +63,8 @@ class StoryBody(msgspec.Struct, frozen=True):
         Meta(
             description="Base64 (standard or URL-safe, padded or not) of a JSON object, or "
             'the object itself, e.g. {"slug_id": "abcdefghig", "slug_name": "test"}; '
-            "at most 16 levels deep and 48 KiB as JSON. Travels with the job, uninterpreted."
+            f"at most {MAX_SLUG_DEPTH} levels deep and {MAX_SLUG_BYTES} bytes as JSON. Travels "
+            "with the job, uninterpreted."
         ),
     ] = None
 
@@ -94,7 +97,8 @@ class ExportBody(msgspec.Struct, frozen=True):
         EpochMs | None,
         Meta(
             description="Start of the clip, epoch ms, as the Search API gives it (a whole "
-            "number). StartPos or StartTime is required; StartPos wins when both are sent.",
+            "number). StartPos or StartTime is required; StartPos places the clip when the "
+            "archive has a wall clock, else StartTime does.",
             examples=[1562253612833],
         ),
     ] = None
@@ -102,7 +106,7 @@ class ExportBody(msgspec.Struct, frozen=True):
         Annotated[str, Meta(pattern=f"^$|{START_TIME_PATTERN}")] | None,
         Meta(
             description="Start of the clip as H:MM:SS[.mmm] from the recording's start "
-            "(used when StartPos is absent).",
+            "(used when StartPos is absent or the archive has no wall clock).",
             examples=["00:13:12"],
         ),
     ] = None
@@ -145,7 +149,8 @@ class ExportBody(msgspec.Struct, frozen=True):
             '{storage_purpose, storage_type: "S3", storage_enable, storage_name (bucket), '
             "storage_location (region), storage_root_folder}. The enabled entry whose "
             "storage_purpose is LivePath's first element names the archive; its bucket must "
-            "be allowed (EXPORT_ALLOWED_BUCKETS). Absent: the service's default archive."
+            "be allowed (EXPORT_ALLOWED_BUCKETS; else ErrorCode -3). Absent: the service's "
+            "default archive."
         ),
     ] = None
     story: Annotated[StoryBody | None, Meta(description="The story the clip belongs to.")] = None
@@ -179,8 +184,6 @@ def read_body(body: Mapping[str, Any]) -> ExportBody:
         return msgspec.convert(_exact_numbers(body), ExportBody)
     except msgspec.ValidationError as e:
         raise _refused(body, str(e)) from e
-    except RecursionError as e:  # a decoded slug_info past the interpreter's depth
-        raise InvalidRequest("the body is nested too deeply", field="body") from e
 
 
 def _exact_numbers(body: Mapping[str, Any]) -> dict[str, Any]:
