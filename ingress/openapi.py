@@ -175,7 +175,7 @@ def error_codes() -> list[dict[str, Any]]:
 
 
 def _error_classes() -> list[type[errors.ExportError]]:
-    """ExportError and its subclasses defined in pipeline/errors.py, in source order."""
+    """ExportError and its subclasses defined in pipeline/errors.py, by name."""
     return [
         c
         for _, c in inspect.getmembers(errors, inspect.isclass)
@@ -184,8 +184,7 @@ def _error_classes() -> list[type[errors.ExportError]]:
 
 
 def _literal(struct: type[msgspec.Struct]) -> int:
-    hints = msgspec.structs.fields(struct)
-    code = next(f.type for f in hints if f.name == "ErrorCode")
+    code = next(f.type for f in msgspec.structs.fields(struct) if f.name == "ErrorCode")
     return int(get_args(code)[0])
 
 

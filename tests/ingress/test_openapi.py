@@ -280,3 +280,10 @@ def test_docs_renders_every_operation_schema_and_error_code_in_a_browser(tmp_pat
     for row in DOC["x-error-codes"]:
         assert f"<td>{row['code']}</td>" in dom, row
     assert '<option value="thumbnail">' in dom and '<option value="media">' in dom  # try it
+
+
+def test_the_refused_field_example_is_what_the_service_answers(settings: Settings) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        parse({**openapi.MEDIA_EXAMPLE, "Duration": 1500.5}, settings)
+    answer = legacy_response(None, None, error=info.value, now_ms=NOW)
+    assert answer == openapi.ANSWER_EXAMPLES["bad_field"][1]
