@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ingress.metrics import CONTENT_TYPE, IngressMetrics
+from ingress.openapi import docs_page, openapi_json
 from pipeline.errors import (
     ExportError,
     InvalidRequest,
@@ -101,6 +102,8 @@ class Ingress:
                 web.get("/files/{path:.+}", self.get_file),
                 web.get("/healthz", self.healthz),
                 web.get("/metrics", self.get_metrics),
+                web.get("/openapi.json", openapi_json),
+                web.get("/docs", docs_page),
             ]
         )
         return app

@@ -52,10 +52,14 @@ class InvalidRequest(ExportError):
 
 
 class Unauthorized(ExportError):
+    """The SessionId is missing or unknown, or the request names a bucket it may not read."""
+
     code = -3
 
 
 class Overloaded(ExportError):
+    """Too many unfinished jobs, or shutting down: try again after TimeWait."""
+
     code = -4
 
 

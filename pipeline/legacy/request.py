@@ -1,20 +1,20 @@
 """The legacy ``POST /export`` body, turned into an :class:`ExportRequest`.
 
-This module only translates: legacy names to event fields, ``FetchMedia`` to a kind,
-base64 ``slug_info`` to JSON, ``storage_info`` to the archive's logical location
-(storage.py), exact JSON numbers to integers.  Every rule a value must meet is the
-request's own definition (schemas/request.py), applied by :func:`schemas.convert` exactly
-as to an event published straight onto export.requests; an error is reported under the
-legacy field name (``Duration``, not ``duration_ms``): a bad Duration becomes an
-InvalidRequest named ``Duration`` here, which the answer (response.py) writes as ErrorCode
--2.  The resulting request never carries the SessionId or any other credential.  Posting
-the same body again is a poll of the same job: the JobId is a hash of the output-defining
-fields (pipeline/identity.py).
+This module only translates: the body's definition (body.py, which the OpenAPI document
+is generated from) gives each field's type and range, then legacy names become event
+fields, ``FetchMedia`` a kind, base64 ``slug_info`` JSON and ``storage_info`` the archive's
+logical location (storage.py).  The request's own definition (schemas/request.py) is then
+applied by :func:`schemas.convert` exactly as to an event published straight onto
+export.requests; an error is reported under the legacy field name (``Duration``, not
+``duration_ms``): a bad Duration becomes an InvalidRequest named ``Duration`` (body.py or
+here), which the answer (response.py) writes as ErrorCode -2.  The resulting request
+never carries the SessionId or any other credential.  Posting the same body again is a
+poll of the same job: the JobId is a hash of the output-defining fields
+(pipeline/identity.py).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,11 +22,12 @@ from pipeline.auth import SessionCheck, session_check_for
 from pipeline.errors import ExportError, InvalidRequest
 from pipeline.identity import identity_document, job_id_of
 from pipeline.jobs import Kind
+from pipeline.legacy.body import StoryBody, human, read_body
 from pipeline.legacy.paths import output_keys
 from pipeline.legacy.storage import decode_storage_info, resolve_source
 from pipeline.legacy.values import CONTROL, b64_json, json_type
 from pipeline.settings import Settings
-from schemas.request import MAX_EPOCH_MS, MAX_LIVE_PATH, ExportRequest
+from schemas.request import MAX_LIVE_PATH, ExportRequest
 
 # event field -> the legacy body field a caller wrote (errors name what the caller sent)
 LEGACY_FIELDS = {
@@ -45,7 +46,6 @@ LEGACY_FIELDS = {
     "slug": "story.slug_info",
     "kind": "FetchMedia",
 }
-_TEXT_FIELDS = ("ServiceCaller", "userid", "PeerId", "S3Bucket", "S3Region", "FileName")
 
 __all__ = [
     "LEGACY_FIELDS",
@@ -66,41 +66,35 @@ def parse_export_body(
     """Validate a legacy /export body (already JSON-decoded) into an ExportRequest.
 
     Checks the SessionId first (``sessions`` defaults to the check the settings choose),
-    then every field; decodes storage_info and story.slug_info; resolves LivePath to the
-    archive it names.  Fields the contract marks deprecated or informational
-    (S3Bucket/S3Region unless allowed, FetchThumb, _ServiceName, _UrlPath, _Version) never
-    change the job.
+    then every field's type and range (the body's definition, body.py); decodes
+    storage_info and story.slug_info; resolves LivePath to the archive it names.  Fields
+    the contract marks deprecated or informational (S3Bucket/S3Region unless allowed,
+    FetchThumb, _ServiceName, _UrlPath, _Version) never change the job.
     """
     if not isinstance(body, Mapping):
         raise InvalidRequest(f"the body must be a JSON object, not {json_type(body)}", field="body")
     (sessions or session_check_for(settings)).check(body.get("SessionId"))
-    for name in _TEXT_FIELDS:
-        _opt_text(body, name)
-    live_path = normalize_live_path(body.get("LivePath"))
-    kind: Kind = "media" if _opt_bool(body, "FetchMedia", default=False) else "thumbnail"
-    _opt_bool(body, "FetchThumb", default=False)  # the first frame either way: type only
-    file_name = body.get("FileName") or None
-    story, slug = _story(body.get("story"))
-    raw_storage = body.get("storage_info")
+    sent = read_body(body)
+    live_path = normalize_live_path(sent.LivePath)
+    story, slug = _story(sent.story)
+    raw_storage = sent.storage_info
     entries = None if raw_storage in (None, "") else decode_storage_info(raw_storage)
     source = resolve_source(
-        live_path,
-        entries,
-        settings,
-        s3_bucket=body.get("S3Bucket"),
-        s3_region=body.get("S3Region"),
+        live_path, entries, settings, s3_bucket=sent.S3Bucket, s3_region=sent.S3Region
     )
+    # FetchThumb changes nothing: the thumbnail is the first frame either way.
+    kind: Kind = "media" if sent.FetchMedia else "thumbnail"
     fields: dict[str, Any] = {
         "kind": kind,
         "live_path": live_path,
-        "start_pos_ms": _exact(body, "StartPos"),
-        "start_time": _start_time(body.get("StartTime")),
-        "duration_ms": _exact(body, "Duration"),
-        "export_type": _exact(body, "export_type", default=0),
-        "file_name": file_name,
-        "service_caller": body.get("ServiceCaller"),
-        "user_id": body.get("userid"),
-        "peer_id": body.get("PeerId"),
+        "start_pos_ms": sent.StartPos,
+        "start_time": sent.StartTime.strip() if sent.StartTime else None,
+        "duration_ms": sent.Duration,
+        "export_type": sent.export_type or 0,
+        "file_name": sent.FileName or None,
+        "service_caller": sent.ServiceCaller,
+        "user_id": sent.userid,
+        "peer_id": sent.PeerId,
         "story": story,
         "slug": slug,
         "source": source,
@@ -158,18 +152,8 @@ def _as_legacy(e: ExportError, fields: Mapping[str, Any]) -> ExportError:
     detail = e.message.split(": ", 2)[-1] if e.message.startswith("export.requests") else e.message
     value = fields.get(head.split(".", 1)[0])
     shown = "" if isinstance(value, dict | list) or value is None else f" {value!r}"
-    message = detail if detail.startswith(legacy) else f"{legacy}{shown[:80]}: {_human(detail)}"
+    message = detail if detail.startswith(legacy) else f"{legacy}{shown[:80]}: {human(detail)}"
     return type(e)(message, field=legacy, obj=None)
-
-
-def _human(detail: str) -> str:
-    if "got `float`" in detail and "Expected `int`" in detail:
-        return "must be a whole number"
-    if "matching regex" in detail:
-        if "x00-" in detail:
-            return "must not contain control characters"
-        return "is not in the required form"
-    return detail.replace("`", "")
 
 
 def normalize_live_path(value: object) -> str:
@@ -210,71 +194,12 @@ def decode_slug_info(value: object) -> dict[str, Any]:
     return decoded
 
 
-# --- field helpers -----------------------------------------------------------------------
-
-
-def _opt_text(d: Mapping[str, Any], name: str) -> str | None:
-    """A text field is a string or absent; its length and characters are the request's
-    rules (schemas/request.py)."""
-    value = d.get(name)
-    if value is not None and not isinstance(value, str):
-        raise InvalidRequest(f"{name} must be a string, not {json_type(value)}", field=name)
-    return value
-
-
-def _exact(d: Mapping[str, Any], name: str, *, default: int | None = None) -> Any:
-    """A JSON number as an int when it is one exactly (JavaScript senders write 9000.0);
-    anything else goes on unchanged for the request's rules to refuse, naming ``name``."""
-    value = d.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(
-            f"{name} must be a number, not {json_type(value)} {value!r}"[:200], field=name
-        )
-    if isinstance(value, float):
-        if not math.isfinite(value) or abs(value) >= MAX_EPOCH_MS:
-            raise InvalidRequest(f"{name} {value!r} is not a time in ms", field=name)
-        if value.is_integer():
-            return int(value)
-    return value
-
-
-def _start_time(value: object) -> object:
-    if value == "":
-        return None
-    if value is not None and not isinstance(value, str):
-        raise InvalidRequest(
-            f"StartTime must be a string HH:MM:SS, not {json_type(value)}", field="StartTime"
-        )
-    return value.strip() if isinstance(value, str) else None
-
-
-def _opt_bool(d: Mapping[str, Any], name: str, *, default: bool) -> bool:
-    value = d.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidRequest(
-            f"{name} must be true or false, not {json_type(value)} {value!r}", field=name
-        )
-    return value
-
-
-def _story(value: object) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    if value is None:
+def _story(story: StoryBody | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The story as the request carries it (id and name) and its decoded slug_info."""
+    if story is None:
         return None, None
-    if not isinstance(value, Mapping):
-        raise InvalidRequest(f"story must be an object, not {json_type(value)}", field="story")
-    story = {}
-    for key in ("id", "name"):
-        text = value.get(key)
-        if text is not None and not isinstance(text, str):
-            raise InvalidRequest(
-                f"story.{key} must be a string, not {json_type(text)}", field=f"story.{key}"
-            )
-        if text is not None:
-            story[key] = text
-    raw_slug = value.get("slug_info")
-    slug = None if raw_slug in (None, "") else decode_slug_info(raw_slug)
-    return (story or None), slug
+    fields = {
+        key: text for key, text in (("id", story.id), ("name", story.name)) if text is not None
+    }
+    slug = None if story.slug_info in (None, "") else decode_slug_info(story.slug_info)
+    return (fields or None), slug

@@ -130,6 +130,28 @@ def test_overloaded_asks_to_come_back(tmp_path: Path) -> None:
     assert "VideoPath" not in body  # a thumbnail job has no video
 
 
+def test_answers_keep_the_key_order_callers_match_byte_for_byte(tmp_path: Path) -> None:
+    req = make_request(tmp_path, media=True)
+    failed = legacy_response(req, None, error=SourceNotFound("gone", field="LivePath"), now_ms=T0)
+    assert list(failed) == [
+        "TimeWait", "ErrorCode", "ErrorMessage", "ErrorDetail", "ErrorField",
+        "ImagePath", "S3Dir", "VideoPath", "Version", "LackLength", "JobId",
+    ]  # fmt: skip
+    running = legacy_response(req, run_for(req, "transcoding"), now_ms=T0)
+    assert list(running) == [
+        "TimeWait", "ErrorCode", "ErrorMessage", "ImagePath", "S3Dir", "LackLength",
+        "State", "Progress", "JobId",
+    ]  # fmt: skip
+    done = advance(
+        run_for(req, "uploading"),
+        StatusEvent(job_id=req.job_id, state="done", at_ms=T0 + 900, lack_length_ms=0),
+    )
+    assert list(legacy_response(req, done, now_ms=T0)) == [
+        "TimeWait", "ErrorCode", "ErrorMessage", "ImagePath", "VideoPath", "Version",
+        "S3Dir", "LackLength", "JobId",
+    ]  # fmt: skip
+
+
 def test_responses_never_carry_the_session_id(tmp_path: Path) -> None:
     req = make_request(tmp_path, media=True)
     for status in (None, run_for(req, "transcoding"), run_for(req, "done")):
