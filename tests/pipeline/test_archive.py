@@ -14,6 +14,7 @@ from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 from pipeline.storage import Blobs
 from pipeline.synthetic import ArchiveSpec, write_dash
+from schemas import StageTask
 from schemas.request import ArchiveSource
 
 SPEC = ArchiveSpec(seconds=4.0)
@@ -67,7 +68,7 @@ def test_a_manifest_pointing_outside_its_archive_fails_the_job(tmp_path: Path, r
     req = parse_export_body(body, settings, now_ms=1)
     ctx = stages.StageContext.from_settings(settings)
     try:
-        task = {"job_id": req.job_id, "request": req.to_dict()}
+        task = StageTask(job_id=req.job_id, request=req)
 
         async def publish(event: object) -> None:
             return None
