@@ -55,6 +55,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_PARTITIONS": "6",
         "EXPORT_TANSU_BIN": str(tansu),
         "EXPORT_WORKER_ID": "worker-7",
+        "EXPORT_LOG_FORMAT": "json",
         "EXPORT_H264_PRESET": "fast",
         "EXPORT_EDGE_H264_PRESET": "veryfast",
         "EXPORT_H264_CRF": "18",
@@ -82,6 +83,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.session_ids == frozenset({SECRET, "other-id"}) and not s.auth_open
     assert s.tansu_bin == str(tansu)
     assert s.worker_id == "worker-7"
+    assert s.log_format == "json"
     assert s.encode == EncodeOptions(
         h264_preset="fast",
         edge_h264_preset="veryfast",
