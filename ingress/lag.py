@@ -22,7 +22,6 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Gauge
 
 from schemas import FRAMES, REQUESTS, STATUS, TRANSCODES, UPLOADS
@@ -85,9 +84,9 @@ class ConsumerLag:
             started = time.monotonic()
             try:
                 lags = await self.read()
-            except (KafkaError, OSError, TimeoutError) as e:
+            except Exception as e:  # a metric must not take the ingress down, whatever broke
                 if not failing:  # once per outage, not once per refresh
-                    log.warning("consumer lag unavailable: %s", e)
+                    log.warning("consumer lag unavailable: %s: %s", type(e).__name__, e)
                 failing = True
                 self.gauge.clear()
             else:

@@ -1,11 +1,14 @@
 """GET /metrics: what an operator alerts on, in a text format Prometheus's parser reads.
 
-The scrape is parsed with prometheus_client's own parser (promtool is not installed here);
-consumer lag and the completed-event timings are read from the real broker."""
+Every scrape is parsed with prometheus_client's own parser, and checked by ``promtool check
+metrics`` where promtool is on the PATH; consumer lag and the completed-event timings are
+read from the real broker."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -33,6 +36,12 @@ WAIT_S = 120.0  # a bound for a busy machine, not a budget
 
 
 def _scrape(text: str) -> Samples:
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        check = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
