@@ -36,3 +36,22 @@ async def handle(pipe: Pipeline, event: Any) -> None:
     new = advance(old, update)
     if old is None or new.to_dict() != current:
         pipe.status[update.job_id] = new.to_dict()
+        if old is None or new.state != old.state:
+            log_state_change(old, new)
+
+
+def log_state_change(old: JobStatus | None, new: JobStatus) -> None:
+    """One line per state change of a job, from the one agent that owns its row (so once
+    cluster-wide): the state it left, the ms it spent there, and where it went; the same
+    fields go to the JSON log as keys."""
+    fields: dict[str, Any] = {}
+    if old is not None:
+        fields["stage"] = old.state
+        fields["ms"] = max(0, new.state_since_ms - old.state_since_ms)
+    fields["outcome"] = new.state
+    failed = new.state == "failed"
+    if failed:
+        fields["error_code"] = (new.error or {}).get("code")
+    text = " ".join(f"{k}={v}" for k, v in fields.items())
+    level = logging.WARNING if failed else logging.INFO
+    log.log(level, "job %s %s", new.job_id, text, extra={"job_id": new.job_id, **fields})

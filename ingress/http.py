@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ingress.access import AccessLog
 from ingress.metrics import CONTENT_TYPE, IngressMetrics
 from ingress.openapi import docs_page, openapi_json
 from pipeline.errors import (
@@ -93,7 +94,9 @@ class Ingress:
     # --- server ---------------------------------------------------------------------------
 
     def web_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[legacy_guard])
+        # Metrics outermost: they count what legacy_guard answers too.
+        middlewares = [self.metrics.middleware, legacy_guard]
+        app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
         app.add_routes(
             [
                 web.post("/export", self.post_export, name="export_post"),
@@ -109,7 +112,8 @@ class Ingress:
         return app
 
     async def start(self, host: str, port: int) -> None:
-        runner = web.AppRunner(self.web_app(), access_log=None, handle_signals=False)
+        await self.metrics.start(self.replica.bootstrap, client_id=self.replica.client_id)
+        runner = web.AppRunner(self.web_app(), access_log_class=AccessLog, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         self._runner = runner
@@ -118,6 +122,7 @@ class Ingress:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        await self.metrics.stop()
 
     def pending_jobs(self) -> list[str]:
         """Jobs this instance accepted that are not finished yet (for a clean shutdown)."""

@@ -185,6 +185,12 @@ class Settings:
         "Name of this worker in logs, status timings and events.",
         shown="`HOSTNAME-PID`",
     )
+    log_format: str = _setting(
+        "text",
+        parse.one_of(("text", "json")),
+        "Log lines on stderr: `text`, or `json` (one object per line: `ts`, `level`, "
+        "`logger`, `message`, and `job_id`, `stage`, `ms` where a line has them).",
+    )
     encode: EncodeOptions = field(default_factory=EncodeOptions)  # from _ENCODE's variables
     max_pending: int = _setting(
         200,

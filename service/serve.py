@@ -66,7 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _setup_logging(args.loglevel)
+    _setup_logging(args.loglevel, settings.log_format)
     broker = None
     bootstrap = settings.kafka_bootstrap
     from pipeline.errors import ExportError
@@ -104,18 +104,46 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _setup_logging(args.loglevel)
+    _setup_logging(args.loglevel, settings.log_format)
     return run_worker(settings, settings.kafka_bootstrap, loglevel=args.loglevel)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+# Our loggers: a job's state changes and the service's lifecycle show at the default level.
+OWN_LOGGERS = ("mediaexport", "agents", "ingress", "pipeline", "schemas", "service")
+# faust prints ~150 lines of tables and banners per start at info: kept for --loglevel debug.
+CHATTY_LOGGERS = ("faust", "mode", "aiokafka")
+JSON_FIELDS = {"levelname": "level", "name": "logger"}
+
+
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    """One handler on stderr, text or one JSON object per line (EXPORT_LOG_FORMAT).
+
+    ``level`` applies to everything but two groups: our own loggers never hide info (one
+    line per job state change is the point of the log), and faust, mode and aiokafka stay
+    at warning unless ``level`` is debug."""
+    chosen = logging.getLevelNamesMapping().get(level.upper())
+    if chosen is None:
+        raise SystemExit(f"mediaexport: --loglevel {level!r} is not a log level")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_formatter(log_format))
+    logging.basicConfig(level=chosen, handlers=[handler], force=True)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(min(logging.INFO, chosen))
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(
+            chosen if chosen <= logging.DEBUG else max(chosen, logging.WARNING)
+        )
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    if log_format != "json":
+        return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pythonjsonlogger.json import JsonFormatter
+
+    # Fields a line passes with ``extra`` (job_id, stage, ms, ...) become keys of its object.
+    return JsonFormatter(
+        "%(levelname)s %(name)s %(message)s", rename_fields=JSON_FIELDS, timestamp="ts"
     )
-    # Our own lifecycle lines (auth mode, shutdown accounting) always show.
-    log.setLevel(min(logging.INFO, logging.getLogger().level))
 
 
 def ensure_demo_archive(settings: Settings) -> Path | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -165,92 +164,6 @@ def test_new_jobs_over_max_pending_get_minus_4_and_polls_still_answer(tmp_path: 
         accepted = await (await client.post("/export", json=body_c)).json()
         assert accepted["ErrorCode"] == 1
         assert len(pipe.sent[schemas.REQUESTS]) == 3
-
-    with_client(ingress, check)
-    pipe.ctx.close()
-
-
-# --- metrics -----------------------------------------------------------------------------
-
-
-def _scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def test_metrics_in_prometheus_text_format(tmp_path: Path) -> None:
-    import threading
-
-    from agents.deadletter import dead_letter
-    from tests.agents.fakes import event
-
-    pipe, replica, ingress = ingress_for(tmp_path, max_pending=1)
-    release = threading.Event()
-
-    async def check(client: TestClient) -> None:
-        job = (await (await client.post("/export", json=BODY)).json())["JobId"]
-        await client.post("/export", json={**BODY, "Duration": 1000})  # refused: overloaded
-        replica.fold(stages.status_event(job, "accepted", at_ms=1000, kind="media"))
-        for stage, start, end in (("resolve", 1000, 1250), ("transcode", 1250, 4250)):
-            replica.fold(
-                stages.status_event(
-                    job, "resolving", at_ms=start, stage=stage, stage_start_ms=start
-                )
-            )
-            replica.fold(
-                stages.status_event(job, "resolving", at_ms=end, stage=stage, stage_end_ms=end)
-            )
-        replica.fold(stages.status_event(job, "done", at_ms=5000, lack_length_ms=0))
-        replica.fold(stages.status_event(job, "done", at_ms=5001, lack_length_ms=0))  # again
-        _finish(
-            replica, "F" * 32, "failed", error={"type": "MediaError", "code": -5, "message": "bad"}
-        )
-        replica.fold(stages.status_event("E" * 32, "transcoding", at_ms=3, kind="media"))
-        dead = event(schemas.REQUESTS, b"not json", "k")
-        await dead_letter(pipe, dead, "not JSON", None)  # type: ignore[arg-type]
-        # one transcode holds a slot while the scrape happens
-        running = asyncio.ensure_future(pipe.ctx.cpu("transcode", release.wait, 10))
-        while pipe.ctx.in_flight("transcode") == 0:
-            await asyncio.sleep(0.01)
-
-        resp = await client.get("/metrics")
-        assert resp.status == 200
-        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        m = _scrape(await resp.text())
-        release.set()
-        await running
-
-        def jobs(state: str) -> float:
-            return m[("mediaexport_jobs", (("state", state),))]
-
-        assert (jobs("done"), jobs("failed"), jobs("transcoding"), jobs("waiting_live")) == (
-            1,
-            1,
-            1,
-            0,
-        )
-        assert m[("mediaexport_jobs_accepted_total", ())] == 1
-        assert m[("mediaexport_jobs_rejected_total", (("reason", "overloaded"),))] == 1
-        assert m[("mediaexport_jobs_completed_total", ())] == 1  # a redelivered done: once
-        assert m[("mediaexport_jobs_failed_total", ())] == 1
-        resolve = (("stage", "resolve"),)
-        assert m[("mediaexport_stage_duration_seconds_count", resolve)] == 1
-        assert m[("mediaexport_stage_duration_seconds_sum", resolve)] == 0.25
-        transcode = (("stage", "transcode"),)
-        assert m[("mediaexport_stage_duration_seconds_sum", transcode)] == 3.0
-        assert m[("mediaexport_stage_duration_seconds_bucket", (("le", "2.5"), *transcode))] == 0
-        assert m[("mediaexport_stage_duration_seconds_bucket", (("le", "5.0"), *transcode))] == 1
-        assert m[("mediaexport_transcodes_in_flight", ())] == 1
-        assert m[("mediaexport_frame_grabs_in_flight", ())] == 0
-        assert m[("mediaexport_transcodes_limit", ())] == pipe.settings.max_transcodes
-        assert m[("mediaexport_deadletter_events_total", ())] == 1
-        after = _scrape(await (await client.get("/metrics")).text())
-        assert after[("mediaexport_transcodes_in_flight", ())] == 0
 
     with_client(ingress, check)
     pipe.ctx.close()

@@ -56,6 +56,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_TANSU_BIN": str(tansu),
         "EXPORT_KAFKA_PORT": "19092",
         "EXPORT_WORKER_ID": "worker-7",
+        "EXPORT_LOG_FORMAT": "json",
         "EXPORT_H264_PRESET": "fast",
         "EXPORT_EDGE_H264_PRESET": "veryfast",
         "EXPORT_H264_CRF": "18",
@@ -84,6 +85,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.session_ids == frozenset({SECRET, "other-id"}) and not s.auth_open
     assert (s.tansu_bin, s.kafka_port) == (str(tansu), 19092)
     assert s.worker_id == "worker-7"
+    assert s.log_format == "json"
     assert s.encode == EncodeOptions(
         h264_preset="fast",
         edge_h264_preset="veryfast",
