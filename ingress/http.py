@@ -1,5 +1,6 @@
 """The HTTP adapter (aiohttp): legacy ``POST /export``, ``GET /export/{job_id}``,
-``GET /files/...`` for local outputs, ``GET /healthz``, ``GET /metrics``.  Handlers only
+``GET /files/...`` for local outputs, ``GET /healthz``, ``GET /metrics``, and the status
+page ``GET /`` with its ``GET /jobs`` (ingress/page.py).  Handlers only
 wire: the legacy body is validated by pipeline.legacy.request, answers come from
 pipeline.legacy.response.legacy_response, and the job's state from the status replica (see
 ingress/replica.py).
@@ -28,6 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ingress.metrics import CONTENT_TYPE, IngressMetrics
+from ingress.page import StatusPage
 from pipeline.errors import (
     ExportError,
     InvalidRequest,
@@ -93,8 +95,16 @@ class Ingress:
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[legacy_guard])
+        page = StatusPage(
+            self.replica.rows,
+            self._read_denied,
+            output_root=self.output_root,
+            servable=servable_file,
+        )
         app.add_routes(
             [
+                web.get("/", page.index),
+                web.get("/jobs", page.jobs),
                 web.post("/export", self.post_export, name="export_post"),
                 # Any path under /export/ is a poll: a malformed id answers -2, not a bare 404.
                 web.get(r"/export/{job_id:[\s\S]+}", self.get_export, name="export_get"),
