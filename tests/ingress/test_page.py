@@ -1,7 +1,6 @@
-"""The status page: ``GET /jobs`` (the replica's newest jobs as JSON, behind the same
-SessionId rule as the other reads) and ``GET /`` (one self-contained HTML file), checked
-through aiohttp's test client and, where Debian's ``chromium`` is installed, in headless
-Chromium at phone width against the real one-box service (with a screenshot artifact)."""
+"""The status page's server side: ``GET /jobs`` (the replica's newest jobs as JSON, behind
+the same SessionId rule as the other reads) and ``GET /`` (one self-contained HTML file),
+through aiohttp's test client.  The page in a browser: tests/ingress/test_page_chromium.py."""
 
 from __future__ import annotations
 
@@ -9,16 +8,7 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +22,9 @@ from ingress.http import servable_file
 from ingress.page import MAX_LIMIT, StatusPage
 from pipeline import stages
 from pipeline.jobs import JobStatus
-from service.broker import free_port
 from tests.ingress.http_client import BODY, FakeReplica, ingress_for, with_client
 
 GOOD = "good-session"
-CHROMIUM = shutil.which("chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-WAIT_S = 240  # bound on one condition; reached only when something is wrong
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not on PATH (Debian: apt-get install chromium)"
-)
 
 
 async def _jobs(client: TestClient, query: str = "", **headers: str) -> tuple[int, Any]:
@@ -239,124 +222,4 @@ def test_the_page_is_open_holds_no_job_and_lets_only_its_own_script_run(tmp_path
         assert f"script-src 'sha256-{digest}';" in csp and "default-src 'none'" in csp
 
     with_client(ingress, check)
-    pipe.ctx.close()
-
-
-# --- headless Chromium ------------------------------------------------------------------
-
-
-class _Dom(HTMLParser):
-    """The job cards (id → data-state) and which panels are shown, from --dump-dom."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.states: dict[str, str] = {}
-        self.shown: set[str] = set()
-        self.images: list[str] = []
-        self.opened: set[str] = set()  # <details open>
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "li" and a.get("data-job-id"):
-            self.states[str(a["data-job-id"])] = str(a.get("data-state"))
-        if a.get("id") and "hidden" not in a:
-            self.shown.add(str(a["id"]))
-        if tag == "details" and "open" in a:
-            self.opened.add(str(a.get("id")))
-        if tag == "img" and "hidden" not in a and a.get("src"):
-            self.images.append(str(a["src"]))
-
-
-def _chromium(url: str, profile: Path, *args: str) -> str:
-    assert CHROMIUM is not None
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    cmd += [f"--user-data-dir={profile}", "--virtual-time-budget=3000", *args, url]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def _wait_dom(url: str, profile: Path, done: Callable[[_Dom], bool]) -> _Dom:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        dom = _Dom(_chromium(url, profile, "--dump-dom"))
-        if done(dom) or time.monotonic() > deadline:
-            return dom
-        time.sleep(0.5)
-
-
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(url + "/export", data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        out: dict[str, Any] = json.loads(resp.read())
-        return out
-
-
-DEMO = "mp4/demo/1/stream.mpd"
-THUMB = {"StartTime": "00:00:10", "Duration": 1000, "LivePath": DEMO, "FetchMedia": False}
-MEDIA = {**THUMB, "StartTime": "00:00:20", "Duration": 3000, "FetchMedia": True}
-MEDIA |= {"export_type": 1, "FileName": "goal.mp4"}
-# Starts after the one-minute demo recording ends: fails with -2 once resolved.
-PAST_END = {**MEDIA, "StartTime": "00:05:00", "FileName": "too-late.mp4"}
-
-
-@needs_chromium
-@pytest.mark.integration
-@pytest.mark.timeout(900)
-def test_on_a_phone_the_page_follows_real_jobs_to_their_end(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORT_")}
-    env |= {"EXPORT_H264_PRESET": "ultrafast", "EXPORT_LIVE_WAIT_MS": "0"}
-    cmd = [sys.executable, "-m", "service.cli", "up", "--port", str(port)]
-    cmd += ["--data-dir", str(tmp_path / "var")]
-    with open(tmp_path / "up.log", "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-    profile = tmp_path / "chromium"
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith(f"ready {url} "), (tmp_path / "up.log").read_text()[-2000:]
-        empty = _wait_dom(url + "/", profile, lambda d: "empty" in d.shown)
-        assert "empty" in empty.shown and "how" in empty.opened and not empty.states
-        thumb = _post(url, THUMB)
-        media, late = _post(url, MEDIA), _post(url, PAST_END)
-        assert thumb["ErrorCode"] == 0 and media["ErrorCode"] == late["ErrorCode"] == 1
-        want = {thumb["JobId"]: "done", media["JobId"]: "done", late["JobId"]: "failed"}
-        dom = _wait_dom(url + "/", profile, lambda d: d.states == want and len(d.images) == 2)
-        assert dom.states == want and "session" not in dom.shown
-        assert len(dom.images) == 2, dom.images  # both JPEGs loaded from /files
-        shot = ARTIFACTS / "status-page-phone.png"
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot.unlink(missing_ok=True)
-        size = ["--window-size=390,844", "--force-device-scale-factor=2"]
-        _chromium(url + "/", profile, *size, f"--screenshot={shot}")
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        print(f"status page screenshot: {shot}")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(240)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()  # type: ignore[union-attr]
-
-
-@needs_chromium
-def test_with_session_ids_checked_the_page_asks_for_one_and_shows_no_job(
-    tmp_path: Path,
-) -> None:
-    pipe, replica, ingress = ingress_for(tmp_path, session_ids=frozenset({GOOD}))
-    replica.rows["E" * 32] = JobStatus(job_id="E" * 32, kind="media", state="done").to_dict()
-
-    async def main() -> None:
-        async with TestServer(ingress.web_app(), host="127.0.0.1") as server:
-            page = str(server.make_url("/"))
-            html = await asyncio.to_thread(_chromium, page, tmp_path / "chromium", "--dump-dom")
-        dom = _Dom(html)
-        assert "session" in dom.shown and not dom.states and "E" * 32 not in html
-
-    asyncio.run(main())
     pipe.ctx.close()
