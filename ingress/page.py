@@ -24,6 +24,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -125,7 +126,7 @@ class Outputs:
             return None
         url = None
         if self.root is not None and self.servable(self.root, key) is not None:
-            url = "/files/" + key
+            url = "/files/" + quote(key)  # names may hold letters of any script
         return {"key": key, "url": url}
 
 

@@ -85,20 +85,20 @@ def test_jobs_link_local_outputs_once_the_file_is_there(tmp_path: Path) -> None:
         job_id=job,
         kind="media",
         state="done",
-        image_key=f"export/{job}/clip.jpg",
-        video_key=f"export/{job}/clip.mp4",
+        image_key=f"export/{job}/été.jpg",
+        video_key=f"export/{job}/été.mp4",
     ).to_dict()
 
     async def check(client: TestClient) -> None:
         (before,) = (await _jobs(client))[1]["jobs"]
-        assert before["image"] == {"key": f"export/{job}/clip.jpg", "url": None}
+        assert before["image"] == {"key": f"export/{job}/été.jpg", "url": None}
         folder = tmp_path / "out" / "export" / job
         folder.mkdir(parents=True)
-        (folder / "clip.jpg").write_bytes(b"JPEG")
-        (folder / "clip.mp4").write_bytes(b"MP4")
+        (folder / "été.jpg").write_bytes(b"JPEG")
+        (folder / "été.mp4").write_bytes(b"MP4")
         (after,) = (await _jobs(client))[1]["jobs"]
         for name, ext, data in (("image", "jpg", b"JPEG"), ("video", "mp4", b"MP4")):
-            assert after[name]["url"] == f"/files/export/{job}/clip.{ext}"
+            assert after[name]["url"] == f"/files/export/{job}/%C3%A9t%C3%A9.{ext}"
             assert await (await client.get(after[name]["url"])).read() == data
 
     with_client(ingress, check)
