@@ -1,5 +1,6 @@
 """The HTTP adapter (aiohttp): legacy ``POST /export``, ``GET /export/{job_id}``,
-``GET /files/...`` for local outputs, ``GET /healthz``, ``GET /metrics``.  Handlers only
+``GET /files/...`` for local outputs, ``GET /healthz``, ``GET /metrics``, and the status
+page ``GET /`` with its ``GET /jobs`` (ingress/page.py).  Handlers only
 wire: the legacy body is validated by pipeline.legacy.request, answers come from
 pipeline.legacy.response.legacy_response, and the job's state from the status replica (see
 ingress/replica.py).
@@ -30,6 +31,7 @@ from aiohttp.typedefs import Handler
 from ingress.access import AccessLog
 from ingress.metrics import CONTENT_TYPE, IngressMetrics
 from ingress.openapi import docs_page, openapi_json
+from ingress.page import StatusPage
 from pipeline.errors import (
     ExportError,
     InvalidRequest,
@@ -97,8 +99,16 @@ class Ingress:
         # Metrics outermost: they count what legacy_guard answers too.
         middlewares = [self.metrics.middleware, legacy_guard]
         app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
+        page = StatusPage(
+            self.replica.rows,
+            self._read_denied,
+            output_root=self.output_root,
+            servable=servable_file,
+        )
         app.add_routes(
             [
+                web.get("/", page.index),
+                web.get("/jobs", page.jobs),
                 web.post("/export", self.post_export, name="export_post"),
                 # Any path under /export/ is a poll: a malformed id answers -2, not a bare 404.
                 web.get(r"/export/{job_id:[\s\S]+}", self.get_export, name="export_get"),

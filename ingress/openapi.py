@@ -298,6 +298,28 @@ def _paths() -> dict[str, Any]:
                      "content": {"application/json": {"schema": {"type": "object"}}}}},
             operationId="openapi",
         )},
+        "/": {"get": _operation(
+            "Status page", "Recent jobs with state, progress, LackLength, thumbnails and "
+            "downloads, polling /jobs; one self-contained page, usable on a phone.",
+            {"200": {"description": "The page",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+            operationId="statusPage",
+        )},
+        "/jobs": {"get": _operation(
+            "Recent jobs, newest first", "What the status page shows: each job's state, "
+            "progress, LackLength, times, links to its outputs when they are served here, "
+            "and the error of a failed one.",
+            {"200": {"description": "The jobs",
+                     "content": {"application/json": {"schema": {"type": "object"}}}},
+             "400": {"description": "limit is not a whole number 1..200",
+                     "content": {"application/json": {"schema": {"type": "object"}}}},
+             "401": _text(f"No valid SessionId ({SESSION_HEADER} header or "
+                          f"{SESSION_QUERY} query) while EXPORT_SESSION_IDS is set")},
+            operationId="listJobs", security=_READ_SECURITY,
+            parameters=[{"name": "limit", "in": "query", "required": False,
+                         "description": "How many jobs (default 50).",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+        )},
         "/docs": {"get": _operation(
             "Interactive documentation", "A page that renders this document and can post "
             "to /export; it loads nothing from another origin.",
