@@ -15,7 +15,6 @@ ingress reads every completion, so do not sum it across ingresses).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Histogram
 
+from ingress.background import stop_reader
 from schemas import COMPLETED
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,8 @@ class CompletedTimings:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        await stop_reader(task, consumer)
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:

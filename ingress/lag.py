@@ -15,7 +15,6 @@ count, so other applications' groups on a shared cluster stay out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, Gauge
 
+from ingress.background import stop_reader
 from schemas import FRAMES, REQUESTS, STATUS, TRANSCODES, UPLOADS
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,8 @@ class ConsumerLag:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        await stop_reader(task, consumer)
         admin, self._admin = self._admin, None
         if admin is not None:
             await admin.close()

@@ -29,6 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import schemas
+from ingress.background import stop_reader
 from pipeline.errors import ExportError
 from pipeline.jobs import FINAL_STATES, STATES, JobStatus, advance
 from pipeline.retention import REPLICA_GRACE_MS, expired_status, prune_interval_s
@@ -226,13 +227,8 @@ class StatusReplica:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
+        await stop_reader(task, consumer)
 
 
 def _rank(row: dict[str, Any]) -> tuple[int, int, int]:
