@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -53,8 +53,11 @@ class StatusReplica:
         client_id: str = "ingress",
         ttl_ms: int | None = None,
         clock: Callable[[], int] = now_ms,
+        kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # TLS/SASL keywords, the ones faust's clients use (service/kafka_auth.py)
+        self.kafka_options = dict(kafka_options or {})
         self.ttl_ms = ttl_ms  # finished jobs older than this are dropped (None: never)
         self.clock = clock
         self._next_prune = 0.0
@@ -87,6 +90,7 @@ class StatusReplica:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=self.client_id,
+            **self.kafka_options,
         )
         await consumer.start()
         self._consumer = consumer

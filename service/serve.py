@@ -156,10 +156,15 @@ def build_worker(
     from ingress.replica import StatusReplica
     from pipeline.journal import Journal
     from service.app import create_pipeline
+    from service.kafka_auth import client_options
 
     pipe = create_pipeline(settings, bootstrap)
     replica = StatusReplica(
-        bootstrap, pipe.status_changelog, client_id=settings.worker_id, ttl_ms=settings.job_ttl_ms
+        bootstrap,
+        pipe.status_changelog,
+        client_id=settings.worker_id,
+        ttl_ms=settings.job_ttl_ms,
+        kafka_options=client_options(settings),
     )
     ingress = Ingress(pipe, replica)
 
