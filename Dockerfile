@@ -1,6 +1,6 @@
 # mediaexport worker image (agents + HTTP ingress); used by docker-compose.yml.
 # PyAV's wheel bundles FFmpeg (libx264/libx265), so no system codecs are needed.
-FROM python:3.11-slim
+FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -38,12 +39,19 @@ class CompletedTimings:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, bootstrap: str, *, client_id: str = "ingress-timings") -> None:
+    async def start(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "ingress-timings",
+        kafka_options: Mapping[str, Any] | None = None,
+    ) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
             group_id=None,
             enable_auto_commit=False,
             client_id=client_id,
+            **(kafka_options or {}),
         )
         await consumer.start()
         self._consumer = consumer

@@ -122,7 +122,11 @@ class Ingress:
         return app
 
     async def start(self, host: str, port: int) -> None:
-        await self.metrics.start(self.replica.bootstrap, client_id=self.replica.client_id)
+        await self.metrics.start(
+            self.replica.bootstrap,
+            client_id=self.replica.client_id,
+            kafka_options=self.replica.kafka_options,
+        )
         runner = web.AppRunner(self.web_app(), access_log_class=AccessLog, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_address=True).start()

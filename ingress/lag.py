@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -55,11 +56,18 @@ class ConsumerLag:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, bootstrap: str, *, client_id: str = "ingress-lag") -> None:
+    async def start(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "ingress-lag",
+        kafka_options: Mapping[str, Any] | None = None,
+    ) -> None:
         servers = bootstrap.split(",")
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id=client_id)
+        options = dict(kafka_options or {})
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id=client_id, **options)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers, group_id=None, client_id=client_id
+            bootstrap_servers=servers, group_id=None, client_id=client_id, **options
         )
         await self._admin.start()
         await self._consumer.start()

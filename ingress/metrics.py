@@ -26,7 +26,7 @@ What one process exposes:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -127,10 +127,14 @@ class IngressMetrics:
         self.timings = CompletedTimings(self.stage_seconds)
         self.registry.register(_LiveGauges(pipe, rows))
 
-    async def start(self, bootstrap: str, *, client_id: str) -> None:
-        """Start reading the broker: consumer lag and export.completed's timings."""
-        await self.lag.start(bootstrap, client_id=f"{client_id}-lag")
-        await self.timings.start(bootstrap, client_id=f"{client_id}-timings")
+    async def start(
+        self, bootstrap: str, *, client_id: str, kafka_options: Mapping[str, Any] | None = None
+    ) -> None:
+        """Start reading the broker: consumer lag and export.completed's timings (connected
+        like every other client, ``kafka_options`` from service/kafka_auth.py)."""
+        options = dict(kafka_options or {})
+        await self.lag.start(bootstrap, client_id=f"{client_id}-lag", kafka_options=options)
+        await self.timings.start(bootstrap, client_id=f"{client_id}-timings", kafka_options=options)
 
     async def stop(self) -> None:
         await self.timings.stop()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -55,8 +55,11 @@ class StatusReplica:
         ttl_ms: int | None = None,
         clock: Callable[[], int] = now_ms,
         fetch_max_wait_ms: int = 50,
+        kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # TLS/SASL keywords, the ones faust's clients use (service/kafka_auth.py)
+        self.kafka_options = dict(kafka_options or {})
         self.ttl_ms = ttl_ms  # finished jobs older than this are dropped (None: never)
         self.clock = clock
         self._next_prune = 0.0
@@ -94,6 +97,7 @@ class StatusReplica:
             auto_offset_reset="earliest",
             client_id=self.client_id,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            **self.kafka_options,
         )
         await consumer.start()
         self._consumer = consumer

@@ -153,3 +153,26 @@ def worker_id(var: str, label: str, raw: str) -> str:
     if not _WORKER_ID.match(raw):
         raise fail(var, label, raw, "expected 1-128 letters, digits or ._:-")
     return raw
+
+
+def text(var: str, label: str, raw: str) -> str:
+    """Printable text on one line, up to 256 characters (a user name)."""
+    if len(raw) > 256 or not raw.isprintable():
+        raise fail(var, label, raw, "expected up to 256 printable characters on one line")
+    return raw
+
+
+def secret(var: str, label: str, raw: str) -> str:
+    """Like :func:`text`, but a credential: the error never quotes the value."""
+    if len(raw) > 4096 or not raw.isprintable():
+        raise InvalidRequest(
+            f"{label} is invalid: expected up to 4096 printable characters on one line",
+            field=var,
+        )
+    return raw
+
+
+def readable_file(var: str, label: str, raw: str) -> Path:
+    if not os.path.isfile(raw) or not os.access(raw, os.R_OK):
+        raise fail(var, label, raw, "not a readable file")
+    return Path(raw)

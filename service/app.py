@@ -22,7 +22,7 @@ import faust
 import schemas
 from agents import register_all
 from pipeline.stages.context import StageContext
-from service import codec
+from service import codec, kafka_auth
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
@@ -94,12 +94,13 @@ def create_app(settings: Settings, bootstrap: str, *, app_id: str = APP_ID) -> f
     app = faust.App(
         app_id,
         broker=broker_urls(bootstrap),
+        broker_credentials=kafka_auth.faust_credentials(settings),
         autodiscover=False,
         web_enabled=False,  # the ingress is our own aiohttp server (ingress/)
         store="memory://",  # tables are rebuilt from their changelog topics
         datadir=str(data_dir / "faust"),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=REBALANCE_TIMEOUT_S,

@@ -186,6 +186,7 @@ def build_worker(
     from ingress.replica import StatusReplica
     from pipeline.journal import Journal
     from service.app import create_pipeline
+    from service.kafka_auth import client_options
 
     pipe = create_pipeline(settings, bootstrap)
     replica = StatusReplica(
@@ -194,6 +195,7 @@ def build_worker(
         client_id=settings.worker_id,
         ttl_ms=settings.job_ttl_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        kafka_options=client_options(settings),
     )
     ingress = Ingress(pipe, replica)
 

@@ -37,8 +37,16 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     tansu = tmp_path / "tansu"
     tansu.write_text("#!/bin/sh\n")
     tansu.chmod(0o755)
+    secret_file = tmp_path / "sasl-password"
+    secret_file.write_text("from-file\n")
     env = {
         "EXPORT_KAFKA_BOOTSTRAP": "kafka-1:9092, kafka-2:9092",
+        "EXPORT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EXPORT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "EXPORT_KAFKA_SASL_USERNAME": "mediaexport",
+        "EXPORT_KAFKA_SASL_PASSWORD": SECRET,
+        "EXPORT_KAFKA_SASL_PASSWORD_FILE": str(secret_file),
+        "EXPORT_KAFKA_SSL_CAFILE": str(secret_file),  # only its readability is checked here
         "EXPORT_HTTP_HOST": "0.0.0.0",
         "EXPORT_HTTP_PORT": "9000",
         "EXPORT_DATA_DIR": str(tmp_path / "data"),
@@ -53,6 +61,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_LIVE_WAIT_MS": "15000",
         "EXPORT_SESSION_IDS": f"{SECRET}, other-id",
         "EXPORT_PARTITIONS": "6",
+        "EXPORT_REPLICATION_FACTOR": "3",
         "EXPORT_TANSU_BIN": str(tansu),
         "EXPORT_KAFKA_PORT": "19092",
         "EXPORT_WORKER_ID": "worker-7",
@@ -161,6 +170,12 @@ def test_empty_values_count_as_unset() -> None:
         ("EXPORT_DRAIN_TIMEOUT_MS", "-5"),
         ("EXPORT_DRAIN_TIMEOUT_MS", "60s"),
         ("EXPORT_STAGE_TIMEOUT_MS", "10"),
+        ("EXPORT_REPLICATION_FACTOR", "0"),
+        ("EXPORT_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("EXPORT_KAFKA_SASL_MECHANISM", "GSSAPI"),
+        ("EXPORT_KAFKA_SASL_USERNAME", "two\nlines"),
+        ("EXPORT_KAFKA_SASL_PASSWORD_FILE", "/nonexistent/password"),
+        ("EXPORT_KAFKA_SSL_CAFILE", "/nonexistent/ca.pem"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_value(var: str, value: str) -> None:
