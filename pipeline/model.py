@@ -91,6 +91,12 @@ class Resolution:
     # discontinuity, no hole): an open-GOP leading picture at the start references it.
     # None at the archive start or across a boundary.  Fetched only when needed.
     preroll: SegmentRef | None = None
+    # The video segment just after video[-1] when video[-1] runs straight into it (same
+    # Period, no discontinuity, no hole).  Where a packager gives a segment its keyframe's
+    # time, the open-GOP leading pictures presented just before that keyframe are stored in
+    # this segment, so a range ending there needs it.  None at the live edge, the end of
+    # the archive or across a boundary.  Fetched only when the frames read fall short.
+    postroll: SegmentRef | None = None
 
     @property
     def duration(self) -> float:

@@ -83,7 +83,7 @@ def resolve_dash(
         extent.start, extent.edge, is_live=extent.is_live, obj=manifest, slack=_EPS
     )
     lo, hi = max(window.start, extent.start), min(window.end, extent.edge)
-    video, audio, preroll = _collect(periods, lo, hi, extent.start)
+    video, audio, preroll, postroll = _collect(periods, lo, hi, extent.start)
     info_period = _period_at(periods, lo)
     return Resolution(
         manifest=manifest,
@@ -103,6 +103,7 @@ def resolve_dash(
         archive_start=extent.start,
         notes=mpd.notes + extent.notes,
         preroll=preroll,
+        postroll=postroll,
     )
 
 
@@ -168,11 +169,11 @@ def _extent(periods: list[_Period], mpd: _Mpd, manifest: str) -> _Extent:
 
 def _collect(
     periods: list[_Period], lo: float, hi: float, archive_start: float
-) -> tuple[list[SegmentRef], list[SegmentRef], SegmentRef | None]:
-    """Video and audio refs covering [lo, hi) across Periods, and the video preroll."""
+) -> tuple[list[SegmentRef], list[SegmentRef], SegmentRef | None, SegmentRef | None]:
+    """Video and audio refs covering [lo, hi) across Periods, and the video pre/postroll."""
     video: list[SegmentRef] = []
     audio: list[SegmentRef] = []
-    preroll: SegmentRef | None = None
+    preroll = postroll = None
     for p in periods:
         p_lo, p_hi = max(lo, p.start), min(hi, math.inf if p.end is None else p.end)
         if p_lo >= p_hi:
@@ -180,9 +181,10 @@ def _collect(
         if not video:
             preroll = _preroll(p.video.segments, p_lo, archive_start)
         video.extend(_refs(p.video.segments, p_lo, p_hi, bool(video)))
+        postroll = _postroll(p.video.segments, p_hi, p.end)  # the last Period's counts
         if p.audio is not None:
             audio.extend(_refs(p.audio.segments, p_lo, p_hi, bool(audio)))
-    return video, audio, preroll
+    return video, audio, preroll, postroll
 
 
 def _refs(seg: TrackSegments, lo: float, hi: float, after_other: bool) -> list[SegmentRef]:
@@ -221,6 +223,23 @@ def _preroll(seg: TrackSegments, lo: float, archive_start: float) -> SegmentRef 
     if seg.archive_time(tl.start(i0 - 1)) < archive_start - _EPS:
         return None
     return _ref(seg, i0 - 1)
+
+
+def _postroll(seg: TrackSegments, hi: float, period_end: float | None) -> SegmentRef | None:
+    """The segment after the last one starting before ``hi``, if it runs on from it.
+
+    Only within the Period (a new one restarts the media timeline) and among the listed
+    segments (a live MPD lists only those already written).
+    """
+    tl = seg.timeline
+    i = tl.before(seg.ticks(hi)) + 1
+    if i <= 0 or i >= len(tl):
+        return None
+    if abs(tl.end(i - 1) - tl.start(i)) > _EPS * seg.timescale:
+        return None
+    if period_end is not None and seg.archive_time(tl.start(i)) >= period_end - _EPS:
+        return None  # a nominal @duration slot past the Period's end
+    return _ref(seg, i)
 
 
 def _gaps(video: list[SegmentRef], lo: float, hi: float) -> list[Gap]:

@@ -165,6 +165,7 @@ def resolve_hls(
         archive_start=0.0,
         notes=tuple(notes),
         preroll=video.preroll,
+        postroll=video.postroll,
     )
 
 

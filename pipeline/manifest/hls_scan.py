@@ -66,6 +66,8 @@ class MediaScan:
     # the playable segment just before the first one, when it runs straight into it (no
     # discontinuity, gap or PDT hole between); None when unknown or there is none
     preroll: SegmentRef | None = None
+    # the playable segment just after the last one, when that one runs straight into it
+    postroll: SegmentRef | None = None
 
 
 def scan_media(
@@ -151,6 +153,10 @@ class _Walk:
         self.discontinuity = self.gap = False  # set by _RARE_TAGS for the next segment
         self.segments: list[SegmentRef] = []
         self.preroll: SegmentRef | None = None
+        self.postroll: SegmentRef | None = None
+        # run() hands segments starting before this to _take: -inf once the first segment
+        # after the window (the postroll, maybe) was walked
+        self.take_before = math.inf
         # the last segment walked before the window; a SegmentRef only if it is the preroll
         self.prev: Seg | None = None
         # the first playable segment of the current run (``SegmentRef.run_head``); unknown
@@ -183,6 +189,7 @@ class _Walk:
             fmp4=self.fmp4,
             notes=tuple(self.notes),
             preroll=self.preroll,
+            postroll=self.postroll,
         )
 
     def run(self, begin: int, *, stop_after_window: bool) -> int:
@@ -192,12 +199,14 @@ class _Walk:
         starts at or after ``hi``.  This loop runs once per line of a 24-hour playlist, so
         the per-segment tags (EXTINF, PROGRAM-DATE-TIME, BYTERANGE) and the URI are handled
         inline on locals; the rare tags go through ``_RARE_TAGS``, the few segments inside
-        the window through :meth:`_take`.
+        the window and the first one after it (``MediaScan.postroll``) through
+        :meth:`_take`, which lowers ``take_before`` to -inf once that one is seen.
         """
         playlist = self.source.location
         lines = self.source.lines
         lo, hi = self.lo, self.hi
         stop_at = hi if stop_after_window else math.inf
+        take_before = self.take_before
         t, seen, prev = self.t, self.seen, self.prev
         last_uri, last_range_end = self.last_uri, self.last_range_end
         init = self.init
@@ -254,9 +263,9 @@ class _Walk:
             t = start + duration
             if t <= lo:
                 prev = (uri, start, duration, seg_range, init, not is_gap)
-            elif start < hi:
+            elif start < take_before:
                 seg = (uri, start, duration, seg_range, init, not is_gap)
-                self._take(seg, discontinuity, prev)
+                take_before = self._take(seg, discontinuity, prev)
             seen = True
             duration = pdt_at = byterange = None
             discontinuity = is_gap = False
@@ -298,13 +307,20 @@ class _Walk:
             )
         return t
 
-    def _take(self, seg: Seg, discontinuity: bool, prev: Seg | None) -> None:
-        """A segment overlapping the window: a gap, or a SegmentRef (and maybe the preroll)."""
+    def _take(self, seg: Seg, discontinuity: bool, prev: Seg | None) -> float:
+        """A segment overlapping the window: a gap, or a SegmentRef (and maybe the preroll).
+
+        Called for the first segment after the window too, which may be the postroll.
+        Returns the start before which the walk still calls this: -inf once past the window.
+        """
         _, start, duration, _, _, playable = seg
+        if start >= self.hi:
+            self._postroll(seg, discontinuity or self.carried)
+            return self.take_before
         if not playable:
             add_gap(self.gaps, start, start + duration, self.lo, self.hi)
             self.carried = self.carried or discontinuity
-            return
+            return self.take_before
         discontinuity = discontinuity or self.carried
         if not self.segments and prev is not None and not discontinuity:
             self.preroll = preroll_ref(self.source.location, prev, start)
@@ -314,6 +330,17 @@ class _Walk:
             run_head = segment_ref(self.source.location, head)
         self.segments.append(segment_ref(self.source.location, seg, discontinuity, run_head))
         self.carried = False
+        return self.take_before
+
+    def _postroll(self, seg: Seg, discontinuity: bool) -> None:
+        """The first segment after the window: the postroll if the last one runs into it."""
+        self.take_before = -math.inf
+        _, start, _, _, _, playable = seg
+        if not self.segments or discontinuity or not playable:
+            return
+        last = self.segments[-1]
+        if abs(last.start + last.duration - start) <= HOLE_TOLERANCE:
+            self.postroll = segment_ref(self.source.location, seg)
 
 
 def _from(lines: list[str], begin: int) -> list[str]:

@@ -6,6 +6,9 @@ output timeline, reported with the manifest's gaps and the part beyond the live 
 When the first wanted frame is an open-GOP leading picture, the segment before the range
 (``Resolution.preroll``) is read too, from its last keyframe, so that frame decodes exactly
 (without one, the leading pictures are reported missing and the clip starts at the keyframe).
+Symmetrically, when the last segment's frames stop short of the end (the pictures just
+before the next keyframe are stored with it, in ``Resolution.postroll``), that segment is
+read too and only its frames inside the range are written; without it they are reported.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ def _run(
                 break
             run.segment(i, ref)
             _report(progress, i + 1, total)
+        run.postroll()
         return run.finish()
     finally:
         if run.writer is not None:
@@ -173,6 +177,8 @@ class _ClipRun:
         self.writer: ClipWriter | None = None
         self.strategy: VideoStrategy | None = None
         self.failures: list[SegmentUnusable] = []
+        # archive time where the frames of the last segment read end (None: unusable)
+        self.reach: float | None = None
 
     def segment(self, i: int, ref: SegmentRef) -> None:
         timeline = self.timeline
@@ -180,11 +186,12 @@ class _ClipRun:
             seg = self.video.load(ref)
         except SegmentUnusable as e:
             self.failures.append(e)
-            reason: Reason = "missing" if e.reason == "missing" else "corrupt"
-            timeline.add_hole(ref.start, ref.start + ref.duration, reason)
+            self.reach = None
+            timeline.add_hole(ref.start, ref.start + ref.duration, _reason(e))
             if self.strategy is not None:
                 self.strategy.hole()
             return
+        self.reach = _frames_end(seg)
         if seg.damaged_from is not None:
             timeline.add_hole(seg.damaged_from, ref.start + ref.duration, "corrupt")
         if i == 0 and leading_wanted(seg.video, self.res.start):
@@ -203,6 +210,40 @@ class _ClipRun:
             strategy.hole()  # the next segment resumes after the lost part
         if strategy.covered is not None:
             self.audio.write_until(min(strategy.covered, timeline.end))
+
+    def postroll(self) -> None:
+        """Read ``Resolution.postroll`` when the last segment's frames stop short of the end.
+
+        Only then, and only by less than a segment (the leading pictures of the next
+        keyframe): a range ending inside its last segment is whole without it.  The frames
+        it adds are those the placement rule wants (before the end, after the last written).
+        When it is absent or unreadable, the frames still missing are a reported hole.
+        """
+        strategy, tl, reach = self.strategy, self.timeline, self.reach
+        if strategy is None or strategy.done or reach is None or reach >= tl.end - HOLE_EPS:
+            return
+        if tl.in_hole(reach) or tl.end - reach >= self.res.video[-1].duration:
+            return  # already reported (live edge, gap, damaged segment), or not a leading gap
+        reason: Reason = "live_edge" if self.res.is_live else "missing"
+        if self.res.postroll is not None:
+            try:
+                reach = self._feed_postroll(strategy, self.res.postroll, reach)
+            except SegmentUnusable as e:
+                reason = _reason(e)
+        if reach < tl.end - HOLE_EPS:
+            tl.add_hole(reach, tl.end, reason)
+
+    def _feed_postroll(self, strategy: VideoStrategy, ref: SegmentRef, reach: float) -> float:
+        """Feed the postroll; returns where the frames now end without a hole from ``reach``."""
+        seg = self.video.load_preroll(ref)  # the same run: the clock's offset holds
+        seg.raw = b""
+        self.audio.push(seg)
+        fed = strategy.feed(seg)
+        if strategy.covered is not None:
+            self.audio.write_until(min(strategy.covered, self.timeline.end))
+        if fed and min(p.pts for p in seg.video) <= reach + HOLE_EPS:
+            return max(reach, _frames_end(seg))
+        return reach
 
     def _start(self, seg: SegmentMedia) -> VideoStrategy:
         """The output and the strategy, made from the first usable segment."""
@@ -223,6 +264,16 @@ class _ClipRun:
         return strategy.counts()
 
 
+def _reason(e: SegmentUnusable) -> Reason:
+    return "missing" if e.reason == "missing" else "corrupt"
+
+
+def _frames_end(seg: SegmentMedia) -> float:
+    """Archive time where the segment's last presented frame ends."""
+    assert seg.video_info is not None
+    return max(p.pts for p in seg.video) + float(1 / seg.video_info.fps)
+
+
 def _with_preroll(
     video: TrackDemuxer, preroll: SegmentRef | None, seg: SegmentMedia, timeline: Timeline
 ) -> list[TimedPacket]:
@@ -239,7 +290,7 @@ def _with_preroll(
         try:
             packets = video.load_preroll(preroll).video
         except SegmentUnusable as e:
-            reason = "missing" if e.reason == "missing" else "corrupt"
+            reason = _reason(e)
     keys = [k for k, p in enumerate(packets) if p.key]
     if keys:
         return packets[keys[-1] :] + seg.video

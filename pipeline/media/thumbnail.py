@@ -4,7 +4,10 @@ Only the segment holding that frame is fetched (the next one too when the start 
 after the segment's last frame); decoding starts at the keyframe before the frame, so the
 picture is complete, never a half-decoded one.  When the frame is an open-GOP leading
 picture (presented before its segment's first keyframe, decoded after it), the segment
-before (``Resolution.preroll``) is fetched too and decoded from its last keyframe.
+before (``Resolution.preroll``) is fetched too and decoded from its last keyframe.  When
+the frame is the leading picture of the keyframe that starts the segment after the window
+(packagers that give a segment its keyframe's time store it there), no segment of the
+window holds it: ``Resolution.postroll`` is fetched then, after the window's segments.
 
 ``resolve_thumbnail_point`` resolves the range a thumbnail needs: a short window from the
 requested point, widened while it lies inside a gap, so "first frame at or after StartPos"
@@ -86,9 +89,11 @@ def grab_thumbnail(
     out_path = Path(out_path)
     demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
     refs = [r for r in res.video if r.start + r.duration > res.start + EPS][:2]
+    if res.postroll is not None and len(refs) < 2 and refs and refs[-1] == res.video[-1]:
+        refs.append(res.postroll)  # read only if the window's segments lack the frame
     earlier: list[TimedPacket] | None = None  # the previous segment's packets, if loaded
     for ref in refs:
-        packets, codec = _load(demuxer, ref)
+        packets, codec = _load(demuxer, ref, out_of_turn=ref is res.postroll)
         if leading_wanted(packets, res.start):
             # The frame is an open-GOP leading picture: its references are in the segment
             # before, which must be decoded first (from its last keyframe on).
@@ -100,7 +105,7 @@ def grab_thumbnail(
                     obj=ref.url,
                 )
             if earlier is None:
-                earlier = _load(demuxer, before, preroll=True)[0]
+                earlier = _load(demuxer, before, out_of_turn=True)[0]
             packets = earlier + packets
         frame = _first_frame_at(packets, codec, res.start, ref)
         if frame is not None:
@@ -113,10 +118,11 @@ def grab_thumbnail(
 
 
 def _load(
-    demuxer: TrackDemuxer, ref: SegmentRef, *, preroll: bool = False
+    demuxer: TrackDemuxer, ref: SegmentRef, *, out_of_turn: bool = False
 ) -> tuple[list[TimedPacket], str]:
+    """A segment's packets; ``out_of_turn`` (the pre- or postroll) on the clock learnt."""
     try:
-        seg = demuxer.load_preroll(ref) if preroll else demuxer.load(ref)
+        seg = demuxer.load_preroll(ref) if out_of_turn else demuxer.load(ref)
     except SegmentUnusable as e:
         raise MediaError(
             f"cannot read the segment holding the thumbnail: {e.detail}", obj=ref.url
@@ -127,6 +133,8 @@ def _load(
 
 def _previous(res: Resolution, ref: SegmentRef) -> SegmentRef | None:
     """The segment whose pictures ``ref``'s leading pictures reference, if it continues."""
+    if ref is res.postroll:
+        return res.video[-1]  # the postroll runs on from it
     i = res.video.index(ref)
     if i == 0:
         return res.preroll

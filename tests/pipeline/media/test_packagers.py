@@ -2,9 +2,7 @@
 
 Every family (tests/fixtures/packagers.py) is cut from a frame inside its second segment,
 across several segment boundaries, for each export_type, and must give exactly the frames
-asked for, each once, decoded with a fresh decoder and MP4 edit lists ignored.  Strict
-xfails mark what is still wrong: a leading picture the manifest places in the segment before
-its own (``LEADING_IN_NEXT_SEGMENT``).
+asked for, each once, decoded with a fresh decoder and MP4 edit lists ignored.
 """
 
 from __future__ import annotations
@@ -68,27 +66,8 @@ def test_clip_has_every_frame_once(archive: Packaged, tmp_path: Path, export_typ
     assert result.copied_frames + result.reencoded_frames == count
 
 
-# The frame before an open-GOP keyframe is that keyframe's leading picture, stored in the
-# keyframe's segment; these packagers give that segment the keyframe's time (ffmpeg's hls
-# muxer: EXTINF from keyframe to keyframe; its dash muxer's @duration grid), so the manifest
-# points at the segment before, which lacks the frame.  Choosing the next segment as well
-# belongs to the resolver or the thumbnail, not to the demuxer.
-LEADING_IN_NEXT_SEGMENT = {
-    "ffmpeg-dash-duration-h264-2997-open",
-    "ffmpeg-hls-fmp4-hevc-open",
-    "ffmpeg-hls-ts-h264-open",
-    "hls-ts-hevc-open-leading",
-}
-
-
 @pytest.mark.parametrize("where", ["first segment", "keyframe", "before keyframe", "late"])
-def test_thumbnail_is_the_frame_asked_for(
-    archive: Packaged, tmp_path: Path, where: str, request: pytest.FixtureRequest
-) -> None:
-    if where == "before keyframe" and archive.family in LEADING_IN_NEXT_SEGMENT:
-        request.applymarker(
-            pytest.mark.xfail(reason="the manifest chooses the segment before", strict=True)
-        )
+def test_thumbnail_is_the_frame_asked_for(archive: Packaged, tmp_path: Path, where: str) -> None:
     gop = archive.source.gop
     index = {
         "first segment": 7,
@@ -103,12 +82,8 @@ def test_thumbnail_is_the_frame_asked_for(
 
 @pytest.mark.parametrize("export_type", [0, 1])
 def test_clip_ending_just_before_a_keyframe(
-    archive: Packaged, tmp_path: Path, export_type: int, request: pytest.FixtureRequest
+    archive: Packaged, tmp_path: Path, export_type: int
 ) -> None:
-    if archive.family in LEADING_IN_NEXT_SEGMENT:
-        request.applymarker(
-            pytest.mark.xfail(reason="the manifest chooses the segment before", strict=True)
-        )
     gop = archive.source.gop
     first, last = gop + 12, 2 * gop - 1  # the last frame may be the next keyframe's leading one
     res = resolve_frames(archive, first, last - first + 1)
