@@ -16,12 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import InvalidRequest
+from schemas.request import REGION_PATTERN
 
 Parser = Callable[[str, str, str], Any]  # (variable, label for messages, raw text) -> value
 
 _INT = re.compile(r"^[+-]?\d+$")
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$|^\[[0-9A-Fa-f:.]+\]$")
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_REGION = re.compile(REGION_PATTERN)  # the rule an event's source.region is held to
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,256}$")
 _WORKER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -1,10 +1,11 @@
 """The faust App, its topics and tables, built from one Settings object.
 
-Every topic carries raw bytes (orjson written by :func:`schemas.encode`) and is decoded by
-the agent with :func:`schemas.decode`, so that an undecodable event can be dead-lettered
-with its original bytes instead of being dropped inside faust's deserializer.
+Every topic carries raw bytes (JSON written by :func:`schemas.encode` from the topic's one
+msgspec definition) and is decoded by the agent with :func:`schemas.decode`, so that an
+undecodable event can be dead-lettered with its original bytes instead of being dropped
+inside faust's deserializer.
 
-Timeouts are the ones measured against the embedded Tansu broker (DESIGN.md, "Running it"):
+Timeouts are the ones measured against the embedded Tansu broker:
 a consumer-group join waits for the rebalance timeout, so 3 s instead of faust's 60 s makes
 a worker ready in seconds; a 6 s session timeout lets a surviving worker take over a dead
 one's partitions quickly.  Long transcodes run in an executor, so heartbeats keep flowing;
