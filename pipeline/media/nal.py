@@ -39,24 +39,24 @@ def nal_type(codec: str, nal: bytes) -> int:
     return nal[0] & 0x1F
 
 
-def is_param_set(codec: str, nal: bytes) -> bool:
-    kinds = _HEVC_PARAM_SETS if codec == "hevc" else _H264_PARAM_SETS
-    return nal_type(codec, nal) in kinds
+def split_annexb(data: bytes, sets_of: str | None = None) -> list[bytes]:
+    """NAL units of an Annex B buffer (3- or 4-byte start codes).
 
-
-def split_annexb(data: bytes) -> list[bytes]:
-    """NAL units of an Annex B buffer (3- or 4-byte start codes)."""
+    With ``sets_of`` (a codec), only its parameter sets: the other units, most of a packet's
+    bytes, are not copied out.
+    """
+    kinds = _HEVC_PARAM_SETS if sets_of == "hevc" else _H264_PARAM_SETS
     nals: list[bytes] = []
     i = data.find(b"\x00\x00\x01")
     while i >= 0:
         begin = i + 3
         j = data.find(b"\x00\x00\x01", begin)
-        end = len(data) if j < 0 else j
-        nal = data[begin:end]
-        # A 4-byte start code or trailing zero bytes leave zeros at the end of a NAL.
-        nal = nal.rstrip(b"\x00") if j >= 0 else nal
-        if nal:
-            nals.append(nal)
+        if sets_of is None or nal_type(sets_of, data[begin : begin + 1]) in kinds:
+            nal = data[begin : len(data) if j < 0 else j]
+            # A 4-byte start code or trailing zero bytes leave zeros at the end of a NAL.
+            nal = nal.rstrip(b"\x00") if j >= 0 else nal
+            if nal:
+                nals.append(nal)
         i = j
     return nals
 
@@ -77,14 +77,14 @@ class AnnexBNormalizer:
         self.codec = codec
         self.param_sets: list[bytes] = []
         if extradata:
-            self.param_sets = [n for n in split_annexb(extradata) if is_param_set(codec, n)]
+            self.param_sets = split_annexb(extradata, codec)
 
     def convert(self, data: bytes, keyframe: bool) -> bytes:
-        nals = split_annexb(data)
-        inband = [n for n in nals if is_param_set(self.codec, n)]
+        inband = split_annexb(data, self.codec)
         if inband:
             self.param_sets = _merge_param_sets(self.codec, self.param_sets, inband)
         elif keyframe and self.param_sets:
+            nals = split_annexb(data)
             return join_annexb(_after_delimiters(self.codec, nals, self.param_sets))
         return data
 

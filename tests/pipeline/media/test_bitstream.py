@@ -38,6 +38,7 @@ def test_annexb_splits_on_three_and_four_byte_start_codes() -> None:
     data = b"\x00\x00\x00\x01" + SPS + b"\x00\x00\x01" + PPS + b"\x00\x00\x00\x01" + IDR
     assert split_annexb(data) == [SPS, PPS, IDR]
     assert [nal_type("h264", n) for n in split_annexb(data)] == [7, 8, 5]
+    assert split_annexb(data, "h264") == [SPS, PPS]  # only the parameter sets
 
 
 def test_normalizer_gives_remembered_sets_to_a_keyframe_without_them() -> None:
