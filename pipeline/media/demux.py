@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 # data, pts, dts, duration (stream ticks), keyframe
 RawPacket = tuple[bytes, int, int, int, bool]
@@ -25,6 +26,10 @@ RawPacket = tuple[bytes, int, int, int, bool]
 class RawTrack:
     time_base: Fraction
     packets: list[RawPacket] = field(default_factory=list)
+    # Filters the packets go through on the way in (``collect``), if any.
+    bsf: BitStreamFilterContext | None = None
+    # A codec record the filter produced (aac_adtstoasc's AudioSpecificConfig).
+    new_extradata: bytes | None = None
 
     def anchor(self) -> int:
         """The earliest presentation (ticks): where a run's clock is aligned by default."""
@@ -53,17 +58,31 @@ def collect(
     v: RawTrack | None,
     a: RawTrack | None,
 ) -> None:
-    """Sort the demuxed packets of ``video`` into ``v`` and the rest into ``a``."""
+    """Sort the demuxed packets of ``video`` into ``v`` and the rest into ``a``.
+
+    A track's filter takes each packet over (FFmpeg moves its data), so only the filter's
+    output is read.  The filters used (``nal.MP4_TO_ANNEXB``, aac_adtstoasc) give one packet
+    for each one in and hold none back: there is nothing to drain at the end.
+    """
     for pkt in packets:
         if pkt.size == 0 or pkt.pts is None:
             continue
         if pkt.is_corrupt:
             raise ValueError("corrupt packet")
-        dts = pkt.dts if pkt.dts is not None else pkt.pts
-        item = (bytes(pkt), pkt.pts, dts, pkt.duration or 0, pkt.is_keyframe)
         target = v if pkt.stream is video else a
-        if target is not None:
-            target.packets.append(item)
+        if target is None:
+            continue
+        for out in target.bsf.filter(pkt) if target.bsf is not None else (pkt,):
+            _append(target, out)
+
+
+def _append(track: RawTrack, pkt: av.Packet) -> None:
+    assert pkt.pts is not None
+    if not track.packets and pkt.has_sidedata("new_extradata"):
+        # aac_adtstoasc attaches the record to the first packet it gives out.
+        track.new_extradata = bytes(pkt.get_sidedata("new_extradata"))
+    dts = pkt.dts if pkt.dts is not None else pkt.pts
+    track.packets.append((bytes(pkt), pkt.pts, dts, pkt.duration or 0, pkt.is_keyframe))
 
 
 def repair_keyframe_pts(track: RawTrack) -> None:

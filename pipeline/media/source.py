@@ -19,11 +19,12 @@ from fractions import Fraction
 from typing import Literal
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 from pipeline.errors import MediaError, SourceNotFound
 from pipeline.media.clock import FixedClock, TrackClock
 from pipeline.media.demux import RawTrack, collect, probe_options, repair_keyframe_pts
-from pipeline.media.nal import AnnexBNormalizer
+from pipeline.media.nal import MP4_TO_ANNEXB, AnnexBNormalizer
 from pipeline.media.timeline import EPS
 from pipeline.model import ByteRange, SegmentRef
 from pipeline.storage import BlobReader
@@ -91,7 +92,7 @@ class _Opened:
     is_ts: bool
     video: RawTrack | None = None
     audio: RawTrack | None = None
-    extradata: bytes | None = None  # the video stream's codec record, if any
+    extradata: bytes | None = None  # the video stream's Annex B parameter sets (TS), if any
 
 
 class SegmentFetcher:
@@ -211,13 +212,10 @@ class TrackDemuxer:
             if vs is None:
                 raise ValueError("no video stream")
             out.video_info = known or _video_info(vs, ref)
-            assert vs.time_base is not None
-            opened.video = RawTrack(vs.time_base)
-            opened.extradata = vs.codec_context.extradata
+            opened.video, opened.extradata = _video_track(vs, out.video_info.codec)
         if self.want_audio and aus is not None:
             out.audio_info = _audio_info(aus)
-            assert aus.time_base is not None
-            opened.audio = RawTrack(aus.time_base)
+            opened.audio = _audio_track(aus, adts=opened.is_ts and out.audio_info.codec == "aac")
         streams = [s for s, t in ((vs, opened.video), (aus, opened.audio)) if t is not None]
         if not streams:
             return opened
@@ -232,22 +230,24 @@ class TrackDemuxer:
 
     def _map_video(self, out: SegmentMedia, opened: _Opened, offset: float) -> None:
         assert opened.video is not None and out.video_info is not None
-        norm = self._video_normalizer(out.video_info.codec, opened.extradata)
+        if self._normalizer is None:
+            self._normalizer = AnnexBNormalizer(out.video_info.codec, opened.extradata)
+        norm = self._normalizer
+        # Filtered MP4 video has the init segment's sets on every keyframe already: only
+        # keyframes can teach the normalizer anything (the others' scan is ~40% of the step).
+        every = opened.video.bsf is None
         tb = opened.video.time_base
         for data, pts, dts, dur, key in opened.video.packets:
-            out.video.append(_timed(norm.convert(data, key), pts, dts, dur, key, tb, offset))
+            annexb = norm.convert(data, key) if key or every else data
+            out.video.append(_timed(annexb, pts, dts, dur, key, tb, offset))
         out.video_info = dataclasses.replace(out.video_info, extradata=norm.extradata())
 
     @staticmethod
     def _map_audio(out: SegmentMedia, audio: RawTrack, offset: float) -> None:
-        aac = out.audio_info is not None and out.audio_info.codec == "aac"
+        if audio.new_extradata and out.audio_info is not None and not out.audio_info.extradata:
+            out.audio_info = dataclasses.replace(out.audio_info, extradata=audio.new_extradata)
         for data, pts, dts, dur, _key in audio.packets:
-            payload = data
-            if aac and data[:2] in (b"\xff\xf1", b"\xff\xf9"):
-                payload, asc = strip_adts(data)
-                if out.audio_info is not None and not out.audio_info.extradata:
-                    out.audio_info = dataclasses.replace(out.audio_info, extradata=asc)
-            out.audio.append(_timed(payload, pts, dts, dur, True, audio.time_base, offset))
+            out.audio.append(_timed(data, pts, dts, dur, True, audio.time_base, offset))
 
     def _head_time(self, head: SegmentRef) -> float | None:
         """Media time (s) of the first keyframe of a run's head segment, read narrowly."""
@@ -267,15 +267,30 @@ class TrackDemuxer:
                     break
         return self._heads[key]
 
-    def _video_normalizer(self, codec: str, extradata: bytes | None) -> AnnexBNormalizer:
-        if self._normalizer is None or (extradata and extradata[0] == 1):
-            # MP4 sources carry their record in every segment's init; TS sources rely on
-            # in-band sets, which the normalizer remembers from segment to segment.
-            fresh = AnnexBNormalizer(codec, extradata)
-            if self._normalizer is not None and not fresh.param_sets:
-                fresh.param_sets = self._normalizer.param_sets
-            self._normalizer = fresh
-        return self._normalizer
+
+def _video_track(stream: av.VideoStream, codec: str) -> tuple[RawTrack, bytes | None]:
+    """An empty track for ``stream``, and its Annex B parameter sets when it has no filter.
+
+    An avcC/hvcC record means MP4 samples (NAL lengths, sets out of band): they go through
+    ``MP4_TO_ANNEXB``.  MPEG-TS video is Annex B already.
+    """
+    assert stream.time_base is not None
+    track = RawTrack(stream.time_base)
+    record = stream.codec_context.extradata
+    if record and record[0] == 1:
+        track.bsf = BitStreamFilterContext(MP4_TO_ANNEXB[codec], stream)
+        return track, None
+    return track, record
+
+
+def _audio_track(stream: av.AudioStream, *, adts: bool) -> RawTrack:
+    """An empty track for ``stream``; ADTS frames (AAC in MPEG-TS) lose their headers on the
+    way in and give the AudioSpecificConfig (aac_adtstoasc)."""
+    assert stream.time_base is not None
+    track = RawTrack(stream.time_base)
+    if adts:
+        track.bsf = BitStreamFilterContext("aac_adtstoasc", stream)
+    return track
 
 
 def _prefix(ref: SegmentRef) -> SegmentRef:
@@ -365,14 +380,3 @@ def _audio_info(stream: av.audio.stream.AudioStream) -> AudioInfo:
         frame_size=cc.frame_size or 1024,
         extradata=cc.extradata,
     )
-
-
-def strip_adts(data: bytes) -> tuple[bytes, bytes]:
-    """Raw AAC payload and the AudioSpecificConfig of one ADTS frame."""
-    protection_absent = data[1] & 0x01
-    header = 7 if protection_absent else 9
-    profile = (data[2] >> 6) & 0x03
-    sr_index = (data[2] >> 2) & 0x0F
-    channels = ((data[2] & 0x01) << 2) | ((data[3] >> 6) & 0x03)
-    asc = (((profile + 1) << 11) | (sr_index << 7) | (channels << 3)).to_bytes(2, "big")
-    return data[header:], asc

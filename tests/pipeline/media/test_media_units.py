@@ -1,4 +1,4 @@
-"""Bitstream plumbing, the output timeline, and hand-built segments for odd inputs."""
+"""The output timeline, and hand-built segments for odd inputs."""
 
 from __future__ import annotations
 
@@ -11,69 +11,10 @@ import pytest
 
 from pipeline.errors import MediaError
 from pipeline.media import export_clip, grab_thumbnail
-from pipeline.media.nal import (
-    AnnexBNormalizer,
-    join_annexb,
-    nal_type,
-    parse_avcc,
-    split_annexb,
-    split_length_prefixed,
-)
-from pipeline.media.source import strip_adts
 from pipeline.media.timeline import Timeline
 from pipeline.model import Gap, Resolution, SegmentRef, TrackInfo
 from pipeline.storage import Blobs
 from pipeline.synthetic import draw_frame, read_frame_index
-
-SPS, PPS, IDR, SLICE = b"\x67\x64\x00\x1f\xac", b"\x68\xee\x3c\x80", b"\x65\x88\x84", b"\x41\x9a"
-
-
-def to_length_prefixed(annexb: bytes, length_size: int = 4) -> bytes:
-    return b"".join(len(n).to_bytes(length_size, "big") + n for n in split_annexb(annexb))
-
-
-def test_annexb_round_trip() -> None:
-    data = b"\x00\x00\x00\x01" + SPS + b"\x00\x00\x01" + PPS + b"\x00\x00\x00\x01" + IDR
-    assert split_annexb(data) == [SPS, PPS, IDR]
-    assert split_length_prefixed(to_length_prefixed(data), 4) == [SPS, PPS, IDR]
-    assert [nal_type("h264", n) for n in split_annexb(data)] == [7, 8, 5]
-
-
-def test_length_prefixed_rejects_truncation() -> None:
-    with pytest.raises(ValueError):
-        split_length_prefixed(b"\x00\x00\x00\x09" + IDR, 4)
-
-
-def test_normalizer_puts_parameter_sets_on_keyframes() -> None:
-    avcc = (
-        b"\x01\x64\x00\x1f\xff\xe1"
-        + len(SPS).to_bytes(2, "big")
-        + SPS
-        + b"\x01"
-        + len(PPS).to_bytes(2, "big")
-        + PPS
-    )
-    assert parse_avcc(avcc) == (4, [SPS, PPS])
-    norm = AnnexBNormalizer("h264", avcc)
-    key = norm.convert(len(IDR).to_bytes(4, "big") + IDR, keyframe=True)
-    other = norm.convert(len(SLICE).to_bytes(4, "big") + SLICE, keyframe=False)
-    assert split_annexb(key) == [SPS, PPS, IDR]
-    assert split_annexb(other) == [SLICE]
-    assert norm.extradata() == join_annexb([SPS, PPS])
-
-
-def test_normalizer_follows_inband_changes() -> None:
-    norm = AnnexBNormalizer("h264", None)
-    sps2 = SPS + b"\x01"
-    norm.convert(join_annexb([sps2, PPS, IDR]), keyframe=True)
-    assert split_annexb(norm.convert(join_annexb([IDR]), keyframe=True)) == [sps2, PPS, IDR]
-
-
-def test_adts_header_becomes_audio_specific_config() -> None:
-    # AAC-LC (profile 1), 48 kHz (index 3), mono: ASC 0x1188.
-    header = bytes([0xFF, 0xF1, 0x4C, 0x40, 0x01, 0x7F, 0xFC])
-    payload, asc = strip_adts(header + b"abc")
-    assert payload == b"abc" and asc == b"\x11\x88"
 
 
 def test_timeline_closes_holes() -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from pipeline.media import export_clip
 from pipeline.media.bits import escape, unescape
-from pipeline.media.nal import split_length_prefixed
 from pipeline.media.smartcut import plan_gop
 from pipeline.media.source import TimedPacket
 from pipeline.media.timeline import Timeline
@@ -37,11 +36,17 @@ def open_gop_archive(make_archive: MakeArchive) -> Path:
 def _keyframe_nal_types(path: Path) -> list[set[int]]:
     """The NAL unit types of every keyframe of an fMP4 segment (4-byte lengths)."""
     with av.open(str(path)) as c:
-        return [
-            {n[0] & 0x1F for n in split_length_prefixed(bytes(p), 4)}
-            for p in c.demux(video=0)
-            if p.is_keyframe and p.size
-        ]
+        keys = [bytes(p) for p in c.demux(video=0) if p.is_keyframe and p.size]
+    return [_length_prefixed_types(k) for k in keys]
+
+
+def _length_prefixed_types(sample: bytes) -> set[int]:
+    kinds, i = set(), 0
+    while i < len(sample):
+        n = int.from_bytes(sample[i : i + 4], "big")
+        kinds.add(sample[i + 4] & 0x1F)
+        i += 4 + n
+    return kinds
 
 
 @pytest.mark.parametrize("suffix", ["mp4", "ts"])
