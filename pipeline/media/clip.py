@@ -235,7 +235,7 @@ class _ClipRun:
 
     def _feed_postroll(self, strategy: VideoStrategy, ref: SegmentRef, reach: float) -> float:
         """Feed the postroll; returns where the frames now end without a hole from ``reach``."""
-        seg = self.video.load_preroll(ref)  # the same run: the clock's offset holds
+        seg = self.video.load_out_of_turn(ref)  # the same run: the clock's offset holds
         seg.raw = b""
         self.audio.push(seg)
         fed = strategy.feed(seg)
@@ -288,7 +288,7 @@ def _with_preroll(
     reason: Reason = "missing"
     if preroll is not None:
         try:
-            packets = video.load_preroll(preroll).video
+            packets = video.load_out_of_turn(preroll).video
         except SegmentUnusable as e:
             reason = _reason(e)
     keys = [k for k, p in enumerate(packets) if p.key]

@@ -43,7 +43,7 @@ class TrackClock:
 
 
 class FixedClock(TrackClock):
-    """An offset already learnt, for a segment read out of turn (``load_preroll``)."""
+    """An offset already learnt, for a segment read out of turn (``load_out_of_turn``)."""
 
     def __init__(self, offset: float) -> None:
         super().__init__()

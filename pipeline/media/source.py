@@ -151,10 +151,11 @@ class TrackDemuxer:
             self.clock.skipped(ref)
             raise
 
-    def load_preroll(self, ref: SegmentRef) -> SegmentMedia:
-        """Load the segment before the one just loaded, on that segment's clock.
+    def load_out_of_turn(self, ref: SegmentRef) -> SegmentMedia:
+        """Load a neighbour of the segment just loaded (the preroll before it, the postroll
+        after it), on that segment's clock.
 
-        Its media timestamps run on into the loaded segment (same run), so the offset
+        Its media timestamps run on with the loaded segment's (same run), so the offset
         already learnt applies to it; the clock is left as it was for the segments after.
         """
         clock = self.clock

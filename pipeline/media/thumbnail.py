@@ -122,7 +122,7 @@ def _load(
 ) -> tuple[list[TimedPacket], str]:
     """A segment's packets; ``out_of_turn`` (the pre- or postroll) on the clock learnt."""
     try:
-        seg = demuxer.load_preroll(ref) if out_of_turn else demuxer.load(ref)
+        seg = demuxer.load_out_of_turn(ref) if out_of_turn else demuxer.load(ref)
     except SegmentUnusable as e:
         raise MediaError(
             f"cannot read the segment holding the thumbnail: {e.detail}", obj=ref.url
