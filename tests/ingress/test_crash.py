@@ -108,6 +108,10 @@ def workers(tmp_path: Path, bootstrap: str, s3_server: S3Server) -> Iterator[lis
             "EXPORT_OUTPUT_URL": f"s3://{OUT_BUCKET}/out",
             "EXPORT_H264_PRESET": "slower",
             "EXPORT_DRAIN_TIMEOUT_MS": "0",
+            # The supervisor is part of what is tested (a job no live worker holds is
+            # re-driven); one suite run under load needed it, and the default 120 s made
+            # that one test take 4 minutes.  Held jobs beat, so a long transcode is safe.
+            "EXPORT_STAGE_TIMEOUT_MS": "30000",
         }
     )
     started: list[Worker] = []
