@@ -15,7 +15,6 @@ and posts to ``/export`` from a form, loading nothing from another origin.
 
 from __future__ import annotations
 
-import base64
 import functools
 import importlib.metadata
 import importlib.resources
@@ -30,6 +29,7 @@ from ingress.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pipeline import errors
 from pipeline.legacy import response as answers
 from pipeline.legacy.body import ExportBody
+from pipeline.legacy.examples import MEDIA_EXAMPLE, THUMBNAIL_EXAMPLE
 
 # As ingress/http.py reads them (a test holds the two equal; importing http here would
 # make a cycle, since http.py routes to this module).
@@ -56,60 +56,6 @@ class Health(msgspec.Struct, frozen=True):
 
 _JOB = "4B999DC458FBC4C80000000000000002"
 _IMAGE = f"/{_JOB}/04-60C262253621833_0.0993375889.jpg"
-_STORAGE = [
-    {
-        "storage_purpose": purpose,
-        "storage_type": "S3",
-        "storage_enable": True,
-        "storage_name": "mma-video-archive",
-        "storage_location": "us-west-1",
-        "storage_description": "",
-        "storage_root_folder": "",
-    }
-    for purpose in ("ts", "mp4")
-]
-_SLUG = {
-    "slug_id": "abcdefghig",
-    "slug_name": "test",
-    "slug_date": "",
-    "clipped_date": "",
-    "clip_length": "",
-}
-
-
-def _b64(value: object) -> str:
-    return base64.b64encode(orjson.dumps(value)).decode()
-
-
-THUMBNAIL_EXAMPLE: dict[str, Any] = {
-    "_ServiceName": "resourceservice",
-    "_UrlPath": "export",
-    "_Version": 1,
-    "StartPos": 1562253612833,
-    "StartTime": "00:13:12",
-    "Duration": 9000,
-    "PeerId": "4D7446C8141EE167",
-    "LivePath": "mp4/55524C2004E/55524C2041268-6bdb82b53e0a/1/stream.mpd",
-    "FileName": "04-60C262253621833_0.0993375889",
-    "SessionId": "2A39603DDB0F47CFB32E96C8366084AE",
-    "FetchMedia": False,
-    "FetchThumb": True,
-    "userid": "dev@tvunetworks.com",
-}
-MEDIA_EXAMPLE: dict[str, Any] = {
-    **{k: v for k, v in THUMBNAIL_EXAMPLE.items() if k != "FetchThumb"},
-    "ServiceCaller": "mma",
-    "export_type": 1,
-    "FetchMedia": True,
-    "S3Region": "ap-northeast-1",
-    "S3Bucket": "imgbed",
-    "storage_info": _b64(_STORAGE),
-    "story": {
-        "id": "4B999DC458FBC4C800000000",
-        "name": "04-60C262253621833_0.0993375889",
-        "slug_info": _b64(_SLUG),
-    },
-}
 REQUEST_EXAMPLES = {
     "media": ("Export the clip (FetchMedia true)", MEDIA_EXAMPLE),
     "thumbnail": ("The first frame only (FetchMedia false)", THUMBNAIL_EXAMPLE),

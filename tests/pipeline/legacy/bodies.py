@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 import schemas
+from pipeline.legacy.examples import THUMBNAIL_EXAMPLE
 from pipeline.legacy.request import parse_export_body
 from pipeline.settings import Settings
 
@@ -74,23 +75,7 @@ def media_body(**changes: Any) -> dict[str, Any]:
 
 def thumb_body(**changes: Any) -> dict[str, Any]:
     """The contract's thumbnail example (no storage_info: the default archive)."""
-    body: dict[str, Any] = {
-        "_ServiceName": "resourceservice",
-        "_UrlPath": "export",
-        "_Version": 1,
-        "StartPos": 1562253612833,
-        "StartTime": "00:13:12",
-        "Duration": 9000,
-        "PeerId": "4D7446C8141EE167",
-        "LivePath": LIVE_PATH,
-        "FileName": "04-60C262253621833_0.0993375889",
-        "SessionId": SESSION,
-        "FetchMedia": False,
-        "FetchThumb": True,
-        "userid": "dev@tvunetworks.com",
-    }
-    body.update(changes)
-    return body
+    return {**THUMBNAIL_EXAMPLE, **changes}
 
 
 def parse(body: Any, settings: Settings, **kw: Any) -> schemas.ExportRequest:
