@@ -17,11 +17,16 @@ if TYPE_CHECKING:
 def register(pipe: Pipeline) -> None:
     concurrency = pipe.settings.max_frame_grabs
 
+    async def deliver(event: Any) -> None:
+        with holding(pipe.held, event):
+            await handle_guarded(pipe, event, FRAMES, handle)
+
+    pipe.local.consumer(FRAMES, deliver)
+
     @pipe.app.agent(pipe.topic(FRAMES), name="frames", concurrency=concurrency)
     async def frames_agent(stream: Any) -> None:
         async for event in stream.events():
-            with holding(pipe.held, event):
-                await handle_guarded(pipe, event, FRAMES, handle)
+            await pipe.local.from_kafka(event, deliver)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

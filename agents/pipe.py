@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import faust
 
+    from agents.local import LocalDelivery
     from pipeline.settings import Settings
     from pipeline.stages.context import StageContext
 
@@ -28,9 +29,12 @@ class Pipeline(Protocol):
     dead_lettered: int
     held: Counter[str]
     held_since: dict[str, int]
+    local: LocalDelivery  # events handed to this process's agents at send time
 
     def topic(self, name: str) -> faust.TopicT: ...
 
-    async def send(self, topic: str, key: str, event: Any, *, acked: bool = False) -> None: ...
+    async def send(
+        self, topic: str, key: str, event: Any, *, acked: bool = False, local: bool = True
+    ) -> Any: ...
 
     async def flush(self) -> None: ...

@@ -24,11 +24,17 @@ CONCURRENCY = 8
 
 
 def register(pipe: Pipeline) -> None:
+    async def deliver(event: Any) -> None:
+        with holding(pipe.held, event):
+            await handle_guarded(pipe, event, REQUESTS, handle)
+
+    # The offset tells a redelivery from a second event of the job (handle): wait for it.
+    pipe.local.consumer(REQUESTS, deliver, needs_offset=True)
+
     @pipe.app.agent(pipe.topic(REQUESTS), name="resolve", concurrency=CONCURRENCY)
     async def resolve_agent(stream: Any) -> None:
         async for event in stream.events():
-            with holding(pipe.held, event):
-                await handle_guarded(pipe, event, REQUESTS, handle)
+            await pipe.local.from_kafka(event, deliver)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

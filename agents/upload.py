@@ -34,13 +34,18 @@ def register(pipe: Pipeline) -> None:
     # passed the check and published twice).  Partitions still run in parallel.
     locks: dict[int, asyncio.Lock] = {}
 
+    async def deliver(event: Any) -> None:
+        lock = locks.setdefault(event.message.partition, asyncio.Lock())
+        with holding(pipe.held, event):
+            async with lock:
+                await handle_guarded(pipe, event, UPLOADS, handle)
+
+    pipe.local.consumer(UPLOADS, deliver)
+
     @pipe.app.agent(pipe.topic(UPLOADS), name="upload", concurrency=4)
     async def upload_agent(stream: Any) -> None:
         async for event in stream.events():
-            lock = locks.setdefault(event.message.partition, asyncio.Lock())
-            with holding(pipe.held, event):
-                async with lock:
-                    await handle_guarded(pipe, event, UPLOADS, handle)
+            await pipe.local.from_kafka(event, deliver)
 
 
 async def handle(pipe: Pipeline, event: Any) -> None:

@@ -87,7 +87,7 @@ class Service:
 
 
 def start(name: str, worker_wait: int, replica_wait: int, root: Path) -> Service:
-    from pipeline.broker import free_port
+    from service.broker import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORT_")}
     env["PYTHONPATH"] = str(ROOT)
@@ -236,7 +236,7 @@ def stats(xs: list[float]) -> tuple[float, float]:
 def cause(new_wait_ms: int) -> None:
     """How long one hop takes on a bare Tansu, by fetch wait, partition count and the time
     between the consumer's previous receipt and the next record (a stage's work)."""
-    from pipeline.broker import EmbeddedBroker
+    from service.broker import EmbeddedBroker
 
     print("\n== cause: one produce→consume hop on a bare Tansu, plain aiokafka (ms, median of 6)")
     gaps = (0, 30, 137, 400, 800)

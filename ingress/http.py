@@ -263,7 +263,9 @@ class Ingress:
         self._forget_old(now)
         self.submitted[req.job_id] = now
         try:
-            await self.pipe.send(REQUESTS, req.job_id, req, acked=True)
+            # Handed to a resolve agent of this process only after "accepted" is sent, so the
+            # job's status events keep their order (agents/local.py).
+            sent = await self.pipe.send(REQUESTS, req.job_id, req, acked=True, local=False)
             update = accepted_update(req, now_ms=now)
             await self.pipe.send(STATUS, req.job_id, update, acked=True)
             for hook in self.on_accepted:
@@ -271,6 +273,7 @@ class Ingress:
         except Exception:
             self.submitted.pop(req.job_id, None)
             raise
+        self.pipe.hand(REQUESTS, req.job_id, req, sent)
         self.metrics.accepted.inc()
 
     async def _check_source(self, req: ExportRequest) -> None:

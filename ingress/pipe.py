@@ -20,4 +20,8 @@ class Pipeline(Protocol):
     ctx: StageContext | None
     dead_lettered: int
 
-    async def send(self, topic: str, key: str, event: Any, *, acked: bool = False) -> None: ...
+    async def send(
+        self, topic: str, key: str, event: Any, *, acked: bool = False, local: bool = True
+    ) -> Any: ...
+
+    def hand(self, topic: str, key: str, event: Any, meta: Any) -> bool: ...

@@ -172,6 +172,15 @@ class StatusReplica:
         if isinstance(row, dict) and not _behind(row, self.rows.get(job_id)):
             self._set(job_id, row)
 
+    async def fold_sent(self, value: bytes) -> None:
+        """Fold a status event this process has just sent, without waiting for it to come
+        back from the broker (local delivery, agents/local.py).  Its Kafka copy is folded
+        again on arrival, which changes nothing: ``advance`` of the same event twice is the
+        same row."""
+        self._fold(value)
+        async with self._changed:
+            self._changed.notify_all()
+
     def _fold(self, value: bytes | None) -> None:
         try:
             update = schemas.decode(STATUS, value)

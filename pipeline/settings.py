@@ -256,6 +256,14 @@ class Settings:
         "consumer and the status replica); bounds a hop on the embedded broker, see "
         "Latency; 1..1500.",
     )
+    local_delivery: str = _setting(
+        "on",
+        parse.one_of(("on", "off")),
+        "`on`: an event sent to a partition an agent of the same process consumes is also "
+        "handed to that agent at once (and the status replica folds this process's status "
+        "events as they are sent); the copy from Kafka is only acknowledged. `off`: every "
+        "event takes the broker hop. See Latency.",
+    )
 
     def __post_init__(self) -> None:
         # Derived defaults, so that Settings(data_dir=...) alone is a usable object too.

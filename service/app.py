@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
+from faust.types import TP
 
 import schemas
 from agents import register_all
+from agents.local import LocalDelivery
 from pipeline.stages.context import StageContext
 from service import codec, kafka_auth
 
@@ -58,6 +60,8 @@ class Pipeline:
     # job_id -> events of it this worker holds (taken off a stream, not handled yet)
     held: Counter[str] = field(default_factory=Counter)
     held_since: dict[str, int] = field(default_factory=dict)  # first beat of each held job
+    # events handed to this process's agents as they are sent (agents/local.py)
+    local: LocalDelivery = field(default_factory=LocalDelivery)
 
     def topic(self, name: str) -> faust.TopicT:
         return self.topics[name]
@@ -66,17 +70,46 @@ class Pipeline:
     def status_changelog(self) -> str:
         return str(self.status.changelog_topic.get_topic_name())
 
-    async def send(self, topic: str, key: str, event: Any, *, acked: bool = False) -> None:
+    async def send(
+        self, topic: str, key: str, event: Any, *, acked: bool = False, local: bool = True
+    ) -> Any:
         """Send one event (Struct or dict, validated against the topic) keyed by job_id.
 
         Returns once it is buffered, or with ``acked`` once the broker has it (the ingress
-        answers "accepted" only for a job the broker holds).
+        answers "accepted" only for a job the broker holds), with the broker's
+        RecordMetadata.  An event for an agent of this process is also handed to that agent
+        (agents/local.py), unless ``local`` is False (the caller hands it over later with
+        :meth:`hand`).
         """
-        pending = await self.topics[topic].send(
-            key=key.encode(), value=schemas.encode(topic, event)
-        )
-        if acked:
-            await pending
+        value = schemas.encode(topic, event)
+        handing = local and self.local.wants(topic)
+        pending = await self.topics[topic].send(key=key.encode(), value=value)
+        meta = await pending if acked or (handing and self.local.needs_offset(topic)) else None
+        if handing:
+            if meta is not None:
+                self._hand(topic, key, value, meta.partition, meta.offset)
+            else:
+                # The producer's partitioner, as the send just used it (it waited for the
+                # topic's metadata): the partition without waiting for the ack.
+                tp = self.app.producer.key_partition(topic, key.encode())
+                self._hand(topic, key, value, tp.partition, None)
+        await self.local.sent(topic, value)
+        return meta
+
+    def hand(self, topic: str, key: str, event: Any, meta: Any) -> bool:
+        """Hand an event sent with ``local=False`` and ``acked`` (``meta``: what the
+        send returned) to this process's agent, when it consumes the event's partition."""
+        if not self.local.wants(topic):
+            return False
+        value = schemas.encode(topic, event)
+        return self._hand(topic, key, value, meta.partition, meta.offset)
+
+    def _hand(self, topic: str, key: str, value: bytes, partition: int, offset: int | None) -> bool:
+        # Only when this process's consumer owns the partition: else another worker's agent
+        # handles the record, and a copy here would run the stage twice.
+        if TP(topic, partition) not in self.app.consumer.assignment():
+            return False
+        return self.local.hand(topic, key.encode(), value, partition, offset)
 
     async def flush(self) -> None:
         """Wait until every buffered send (table changelog writes too) is with the broker."""
@@ -225,6 +258,7 @@ def create_pipeline(
         settings=settings,
         bootstrap=bootstrap,
         topics=topics,
+        local=LocalDelivery(enabled=settings.local_delivery == "on"),
         status=_table(app, "status", help="job_id -> JobStatus", **table_opts),
         seen=_table(app, "seen", help="job_id -> first submission (ms)", **table_opts),
         completed=_table(

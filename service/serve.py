@@ -185,6 +185,7 @@ def build_worker(
     from ingress.http import Ingress
     from ingress.replica import StatusReplica
     from pipeline.journal import Journal
+    from schemas import STATUS
     from service.app import create_pipeline
     from service.kafka_auth import client_options
 
@@ -198,6 +199,8 @@ def build_worker(
         kafka_options=client_options(settings),
     )
     ingress = Ingress(pipe, replica)
+    # A waiting POST learns its job is done as the upload agent sends the final status.
+    pipe.local.on_sent(STATUS, replica.fold_sent)
 
     stopping = _Stopping()
 
@@ -249,6 +252,7 @@ def build_worker(
                 await _drain(ingress, settings, stopping.abort)
             await ingress.stop()
             await replica.stop()
+            await pipe.local.stop()
             await super().on_stop()
 
         async def on_shutdown(self) -> None:

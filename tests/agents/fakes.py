@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemas
+from agents.local import LocalDelivery
 
 
 @dataclass
@@ -57,6 +58,8 @@ class FakePipe:
     dead_lettered: int = 0
     held: Counter[str] = field(default_factory=Counter)
     held_since: dict[str, int] = field(default_factory=dict)
+    # no broker, so nothing is ever handed over in process (tests/agents/test_local.py)
+    local: LocalDelivery = field(default_factory=lambda: LocalDelivery(enabled=False))
 
     def __post_init__(self) -> None:
         self.completed = ChangelogTable(self.sent, schemas.COMPLETED)
@@ -64,7 +67,12 @@ class FakePipe:
     async def flush(self) -> None:
         return None
 
-    async def send(self, topic: str, key: str, value: Any, *, acked: bool = False) -> None:
+    async def send(
+        self, topic: str, key: str, value: Any, *, acked: bool = False, local: bool = True
+    ) -> None:
         # everything an agent sends must match its topic (what Pipeline.send enforces)
         data = json.loads(schemas.encode(topic, value))
         self.sent[topic].append((key, data))
+
+    def hand(self, topic: str, key: str, event: Any, meta: Any) -> bool:
+        return False

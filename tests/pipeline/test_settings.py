@@ -78,6 +78,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_DRAIN_TIMEOUT_MS": "0",
         "EXPORT_STAGE_TIMEOUT_MS": "30000",
         "EXPORT_KAFKA_FETCH_MAX_WAIT_MS": "20",
+        "EXPORT_LOCAL_DELIVERY": "off",
     }
     assert set(env) == ENV_VARS  # the test covers every variable the settings read
     s = Settings.from_env(env)
@@ -106,6 +107,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     )
     assert (s.max_pending, s.job_ttl_ms, s.drain_timeout_ms) == (50, 3_600_000, 0)
     assert (s.stage_timeout_ms, s.kafka_fetch_max_wait_ms) == (30_000, 20)
+    assert s.local_delivery == "off"
 
 
 def test_archive_and_output_default_under_the_data_dir(tmp_path: Path) -> None:
