@@ -123,6 +123,7 @@ class LocalDelivery:
         task.add_done_callback(self._tasks.discard)
         self._remember(claim, task)
         self.handed += 1
+        log.debug("handed %s[%s] to the agent here", topic, partition)
         return True
 
     async def from_kafka(self, event: Any, deliver: Deliver) -> None:
