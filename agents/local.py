@@ -32,14 +32,14 @@ import contextvars
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Any], Coroutine[Any, Any, None]]
-SentHook = Callable[[bytes], Awaitable[None]]
+SentHook = Callable[[bytes], None]
 Claim = tuple[str, int, bytes]  # topic, partition, digest of the value
 # Claims remembered: one per event handed over or taken from Kafka, dropped when its second
 # copy comes.  An event whose second copy never comes (its partition moved to another worker)
@@ -98,10 +98,10 @@ class LocalDelivery:
     def needs_offset(self, topic: str) -> bool:
         return topic in self._needs_offset
 
-    async def sent(self, topic: str, value: bytes) -> None:
+    def sent(self, topic: str, value: bytes) -> None:
         if self.enabled:
             for hook in self._sent.get(topic, ()):
-                await hook(value)
+                hook(value)
 
     def hand(
         self, topic: str, key: bytes, value: bytes, partition: int, offset: int | None

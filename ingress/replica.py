@@ -72,7 +72,10 @@ class StatusReplica:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.rows: dict[str, dict[str, Any]] = {}
         self._unfinished: set[str] = set()  # job ids whose row is not done/failed
-        self._changed = asyncio.Condition()
+        # job_id -> futures of the requests waiting for that job's row to change: a change
+        # wakes only its job's waiters (20 POSTs waiting at once: each status event used to
+        # wake all 20, for ~8 events a job).
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
@@ -145,9 +148,6 @@ class StatusReplica:
                         pending.discard(tp)
             if not self._caught_up.is_set() and not pending:
                 self._caught_up.set()
-            if batches:
-                async with self._changed:
-                    self._changed.notify_all()
             if self.ttl_ms is not None and time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + prune_interval_s(self.ttl_ms)
                 self.prune()
@@ -172,14 +172,12 @@ class StatusReplica:
         if isinstance(row, dict) and not _behind(row, self.rows.get(job_id)):
             self._set(job_id, row)
 
-    async def fold_sent(self, value: bytes) -> None:
+    def fold_sent(self, value: bytes) -> None:
         """Fold a status event this process has just sent, without waiting for it to come
         back from the broker (local delivery, agents/local.py).  Its Kafka copy is folded
         again on arrival, which changes nothing: ``advance`` of the same event twice is the
         same row."""
         self._fold(value)
-        async with self._changed:
-            self._changed.notify_all()
 
     def _fold(self, value: bytes | None) -> None:
         try:
@@ -199,6 +197,7 @@ class StatusReplica:
             self._unfinished.add(job_id)
         for fn in self._listeners:
             fn(job_id, old, row)
+        self._wake(job_id)
 
     def prune(self) -> list[str]:
         """Drop finished jobs past the TTL.  A backstop: rows normally go with the status
@@ -218,19 +217,33 @@ class StatusReplica:
         if old is not None:
             for fn in self._listeners:
                 fn(job_id, old, None)
+        self._wake(job_id)
+
+    def _wake(self, job_id: str) -> None:
+        for fut in self._waiters.pop(job_id, ()):
+            if not fut.done():
+                fut.set_result(None)
 
     async def wait_for(
         self, job_id: str, predicate: Callable[[dict[str, Any] | None], bool], timeout: float
     ) -> dict[str, Any] | None:
         """Wait up to ``timeout`` s until predicate(row) holds; return the row either way."""
         deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not predicate(self.rows.get(job_id)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
+        while not predicate(self.rows.get(job_id)):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            changed = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(job_id, set()).add(changed)
+            try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), left)
+                    await asyncio.wait_for(changed, left)
+            finally:
+                waiting = self._waiters.get(job_id)
+                if waiting is not None:
+                    waiting.discard(changed)
+                    if not waiting:
+                        del self._waiters[job_id]
         return self.rows.get(job_id)
 
     async def wait_final(self, job_id: str, timeout: float) -> dict[str, Any] | None:

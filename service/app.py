@@ -93,7 +93,7 @@ class Pipeline:
                 # topic's metadata): the partition without waiting for the ack.
                 tp = self.app.producer.key_partition(topic, key.encode())
                 self._hand(topic, key, value, tp.partition, None)
-        await self.local.sent(topic, value)
+        self.local.sent(topic, value)
         return meta
 
     def hand(self, topic: str, key: str, event: Any, meta: Any) -> bool:
