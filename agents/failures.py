@@ -64,14 +64,24 @@ async def finish_failed(
 
 
 async def complete(
-    pipe: Pipeline, job_id: str, completed: CompletedEvent, final: StatusEvent
+    pipe: Pipeline,
+    job_id: str,
+    completed: CompletedEvent,
+    final: StatusEvent,
+    *,
+    redelivered: bool = False,
 ) -> None:
     """Publish the job's one export.completed (the completed table's write), then its final
-    status (sent again on any redelivery, so a crash between the two loses neither)."""
+    status (sent again on any redelivery, so a crash between the two loses neither).
+
+    ``redelivered``: the caller handles an event that comes again if this process dies
+    before its offset is committed (the upload agent), and the commit flushes the producer
+    first, so the final status need not wait for its ack: a waiting POST answers one broker
+    round trip sooner.  A timer (the supervisor) has no such event: it waits for the ack."""
     # Validated like any send: the table's changelog is the export.completed topic.
     pipe.completed[job_id] = msgspec.to_builtins(schemas.convert(COMPLETED, completed))
     await pipe.flush()  # whoever sees the final status can find the completed event
-    await pipe.send(STATUS, job_id, final, acked=True)
+    await pipe.send(STATUS, job_id, final, acked=not redelivered)
     log.info("job %s %s", job_id, completed.outcome)
 
 

@@ -32,7 +32,7 @@ import contextvars
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +75,8 @@ class LocalDelivery:
         self._sent: dict[str, list[SentHook]] = {}
         # claim -> the local handling (a task), or None when the Kafka copy came first
         self._claims: OrderedDict[Claim, asyncio.Task[None] | None] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # (topic, partition) -> its events being handled here now
+        self._running: dict[tuple[str, int], set[asyncio.Task[None]]] = {}
         self.handed = 0  # events handed to an agent here (for tests and the bench)
         self.acknowledged = 0  # Kafka copies only acknowledged, handled here already
 
@@ -119,8 +120,9 @@ class LocalDelivery:
         task = asyncio.create_task(
             deliver(event), name=f"local {topic}", context=contextvars.Context()
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        running = self._running.setdefault((topic, partition), set())
+        running.add(task)
+        task.add_done_callback(running.discard)
         self._remember(claim, task)
         self.handed += 1
         log.debug("handed %s[%s] to the agent here", topic, partition)
@@ -155,10 +157,19 @@ class LocalDelivery:
         while len(self._claims) > self.max_claims:
             self._claims.popitem(last=False)
 
+    async def finish(self, partitions: Iterable[tuple[str, int]], timeout: float) -> None:
+        """Wait (up to ``timeout`` s) for what is handled here of ``partitions``: called as
+        they are revoked, before their new owner starts on their uncommitted events, which it
+        handles again (faust waits the same way for the events its agents hold; an event
+        handed over here may not have been fetched from Kafka yet)."""
+        tasks = [t for tp in partitions for t in self._running.get((tp[0], tp[1]), ())]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
     async def stop(self) -> None:
         """Cancel what is still being handled (its Kafka copy is not committed: it is
         handled again after a restart)."""
-        tasks = list(self._tasks)
+        tasks = [t for running in self._running.values() for t in running]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

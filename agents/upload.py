@@ -79,4 +79,4 @@ async def handle(pipe: Pipeline, event: Any) -> None:
     except Exception as e:  # the job still ends, failed, with one completed event
         await finish_failed(pipe, job_id, record.request, as_export_error(e, job_id))
         return
-    await complete(pipe, job_id, result.completed, result.status)
+    await complete(pipe, job_id, result.completed, result.status, redelivered=True)

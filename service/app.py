@@ -272,4 +272,11 @@ def create_pipeline(
     if agents:
         pipe.ctx = StageContext.from_settings(settings)
         register_all(pipe)
+
+        @app.on_partitions_revoked.connect
+        async def finish_local(sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+            (revoked,) = args  # the revoked TPs (faust sends them positionally)
+            # Before the new owner starts: events handed over here end first (agents/local.py).
+            await pipe.local.finish(revoked, REBALANCE_TIMEOUT_S)
+
     return pipe

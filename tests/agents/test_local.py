@@ -141,3 +141,32 @@ def test_claims_are_bounded_and_a_forgotten_one_is_handled_again() -> None:
         return deliver.handled
 
     assert asyncio.run(scenario()) == [("Event", 7)]
+
+
+def test_revoking_a_partition_waits_for_what_is_handled_here_of_it_only() -> None:
+    async def scenario() -> list[str]:
+        local, deliver = LocalDelivery(), Recorder()
+        local.consumer(TOPIC, deliver)
+        deliver.release.clear()
+        local.hand(TOPIC, b"job", b"v1", 1, None)
+        order: list[str] = []
+        await local.finish([(TOPIC, 2)], timeout=60)  # nothing of partition 2 here
+        order.append("partition 2 revoked")
+
+        async def revoke() -> None:
+            await local.finish([(TOPIC, 1)], timeout=60)
+            order.append(f"partition 1 revoked after {len(deliver.handled)} handled")
+
+        revoking = asyncio.create_task(revoke())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        order.append("released")
+        deliver.release.set()
+        await revoking
+        return order
+
+    assert asyncio.run(scenario()) == [
+        "partition 2 revoked",
+        "released",
+        "partition 1 revoked after 1 handled",
+    ]

@@ -110,11 +110,10 @@ def test_a_thumbnail_handed_over_in_process_leaves_the_same_events_and_status_ro
 ) -> None:
     on = run_job(kafka_bootstrap, archive, tmp_path / "on", "on", "0:00:02.480")
     off = run_job(kafka_bootstrap, archive, tmp_path / "off", "off", "0:00:03.480")
-    assert handed(tmp_path / "on" / "worker-on.log") == {
-        "export.requests",
-        "export.frames",
-        "export.uploads",
-    }
+    # A request is handed over after the "accepted" status's ack, so its Kafka copy can come
+    # first on a busy machine (then it takes the hop); frames and uploads are handed over as
+    # they are buffered, before any copy can be fetched.
+    assert {"export.frames", "export.uploads"} <= handed(tmp_path / "on" / "worker-on.log")
     assert handed(tmp_path / "off" / "worker-off.log") == set()
     assert events_of(kafka_bootstrap, on) == events_of(kafka_bootstrap, off)
     assert events_of(kafka_bootstrap, on)["export.completed"] == 1
