@@ -161,6 +161,13 @@ class Settings:
     max_frame_grabs: int = _setting(
         4, parse.whole(1, 256), "Thumbnail grabs one worker runs at once, 1..256."
     )
+    cache_mb: int = _setting(
+        256,
+        parse.whole(0, 1 << 20),
+        "Memory (MiB) one worker keeps what it read and decoded in: a quarter for segments "
+        "and manifests (revalidated on every use), the rest for the decoded pictures of the "
+        "GOPs thumbnails came from; 0 turns the cache off; 0..1048576.",
+    )
     sync_wait_ms: int = _setting(
         5000,
         parse.whole(0, 600_000),
