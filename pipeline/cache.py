@@ -117,6 +117,10 @@ class Shelf(Generic[V]):
     lru: LRU[tuple[str, Hashable], V]
     scope: str
 
+    @property
+    def budget(self) -> int:
+        return self.lru.budget
+
     def get(self, key: Hashable) -> V | None:
         return self.lru.get((self.scope, key))
 

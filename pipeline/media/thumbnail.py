@@ -310,8 +310,19 @@ class DecodedSegment:
                 for frame in _decoded(run, self.codec, self.ref, skip=True):
                     if frame.pts is not None and not frame.is_corrupt:
                         self.pictures.setdefault(frame.pts, frame)
+                self._trim(frames.budget, target)
                 frames.resize(self.key, self.size)
             return self.pictures.get(target)
+
+    def _trim(self, budget: int, target: int) -> None:
+        """Drop the earliest pictures but the wanted one until the entry fits the budget
+        (a 4K GOP does not fit 192 MiB): a viewer stepping on goes forward."""
+        size = self.size
+        for pts in sorted(self.pictures):
+            if size <= budget:
+                return
+            if pts != target:
+                size -= _picture_bytes(self.pictures.pop(pts))
 
 
 def _picture_bytes(frame: av.VideoFrame) -> int:
