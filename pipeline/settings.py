@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,6 +272,8 @@ class Settings:
         if not self.output_url:
             object.__setattr__(self, "output_url", str(data_dir / "exports"))
         if not self.worker_id:
+            import socket  # here: a thumbnail process never needs it (nor its selectors)
+
             object.__setattr__(self, "worker_id", f"{socket.gethostname()}-{os.getpid()}")
 
     @property
