@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from pipeline.cache import Shelf
 
 THUMBNAIL_WINDOW_MS = 1000  # a thumbnail needs the frame at StartPos only
+# One segment's pictures take at most this fraction of the pictures' budget, so the GOPs of
+# the last few thumbnails stay (at 1080p and 256 MiB: ~20 pictures each), not one GOP whole.
+SEGMENTS_KEPT = 3
 
 
 def resolve_thumbnail_point(
@@ -101,9 +104,14 @@ def grab_thumbnail(
     *,
     max_width: int | None = None,
     frames: Shelf[object] | None = None,
+    frame_threads: bool = False,
 ) -> ThumbnailResult:
     """The JPEG of the first frame at or after ``res.start``; ``frames`` keeps the segment's
-    packets and decoded pictures for the next thumbnail of it (see the module's doc)."""
+    packets and decoded pictures for the next thumbnail of it (see the module's doc).
+
+    ``frame_threads``: decode on frame threads, for a process that has the machine to
+    itself (``mediaexport thumb``: the keyframe-to-frame run then uses every core, as
+    ffmpeg's does); a worker's grabs run side by side and fill the cores already."""
     if max_width is not None and max_width < 2:
         raise MediaError(f"max_width must be at least 2, not {max_width}", obj="max_width")
     out_path = Path(out_path)
@@ -118,7 +126,7 @@ def grab_thumbnail(
         picture = cached.picture_at(res.start, frames)
         if picture is not None:
             return _write_jpeg(picture, res.start, out_path, max_width)
-    return _grab(reader, res, refs, out_path, max_width)
+    return _grab(reader, res, refs, out_path, max_width, frame_threads)
 
 
 def _grab(
@@ -127,6 +135,7 @@ def _grab(
     refs: list[SegmentRef],
     out_path: Path,
     max_width: int | None,
+    frame_threads: bool,
 ) -> ThumbnailResult:
     demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
     earlier: list[TimedPacket] | None = None  # the previous segment's packets, if loaded
@@ -145,7 +154,7 @@ def _grab(
             if earlier is None:
                 earlier = _load(demuxer, before, out_of_turn=True)[0]
             packets = earlier + packets
-        frame = _first_frame_at(packets, codec, res.start, ref)
+        frame = _first_frame_at(packets, codec, res.start, ref, frame_threads)
         if frame is not None:
             return _write_jpeg(frame, res.start, out_path, max_width)
         earlier = packets
@@ -200,7 +209,7 @@ def _span(packets: list[TimedPacket], start: float) -> tuple[int, int | None]:
 
 
 def _first_frame_at(
-    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef
+    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef, threads: bool
 ) -> av.VideoFrame | None:
     if not packets or not any(p.pts >= start - EPS for p in packets):
         return None
@@ -208,24 +217,31 @@ def _first_frame_at(
     best: av.VideoFrame | None = None
     if wanted is not None:
         target = round(packets[wanted].pts * TICKS)
-        best = _decode_first(packets[begin : wanted + 1], codec, start, ref, skip=True)
+        run = packets[begin : wanted + 1]
+        best = _decode_first(run, codec, start, ref, skip=True, threads=threads)
         if best is None or best.pts != target or best.is_corrupt:
-            best = _decode_first(packets[begin : wanted + 1], codec, start, ref)
+            best = _decode_first(run, codec, start, ref, threads=threads)
         if best is not None and best.pts != target:
             best = None
     if best is None:  # the wanted picture did not decode: fall back to the whole run
-        best = _decode_first(packets[begin:], codec, start, ref)
+        best = _decode_first(packets[begin:], codec, start, ref, threads=threads)
     if best is not None and best.is_corrupt:
         raise MediaError("the thumbnail frame does not decode cleanly", obj=ref.url)
     return best
 
 
 def _decode_first(
-    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef, *, skip: bool = False
+    packets: list[TimedPacket],
+    codec: str,
+    start: float,
+    ref: SegmentRef,
+    *,
+    skip: bool = False,
+    threads: bool = False,
 ) -> av.VideoFrame | None:
     """The first decoded frame that belongs to a range from ``start`` on (placement.py)."""
     placement = Placement(Timeline(start, math.inf))
-    for frame in _decoded(packets, codec, ref, skip=skip):
+    for frame in _decoded(packets, codec, ref, skip=skip, threads=threads):
         t = None if frame.pts is None else frame.pts / TICKS
         if t is not None and placement.place(t, before=math.inf) is not None:
             return frame
@@ -233,7 +249,7 @@ def _decode_first(
 
 
 def _decoded(
-    packets: list[TimedPacket], codec: str, ref: SegmentRef, *, skip: bool
+    packets: list[TimedPacket], codec: str, ref: SegmentRef, *, skip: bool, threads: bool = False
 ) -> Iterator[av.VideoFrame]:
     """The pictures of ``packets`` decoded in order, then the decoder's delayed ones.
 
@@ -242,6 +258,8 @@ def _decoded(
     set per packet because the wanted picture may be a non-reference one itself.
     """
     decoder = new_decoder(codec)
+    if threads:
+        decoder.thread_type = "AUTO"  # skip_frame still applies: copied per submitted packet
     last = len(packets) - 1
     try:
         for i, p in enumerate([*packets, None]):
@@ -310,13 +328,14 @@ class DecodedSegment:
                 for frame in _decoded(run, self.codec, self.ref, skip=True):
                     if frame.pts is not None and not frame.is_corrupt:
                         self.pictures.setdefault(frame.pts, frame)
-                self._trim(frames.budget, target)
+                self._trim(frames.budget // SEGMENTS_KEPT, target)
                 frames.resize(self.key, self.size)
             return self.pictures.get(target)
 
     def _trim(self, budget: int, target: int) -> None:
-        """Drop the earliest pictures but the wanted one until the entry fits the budget
-        (a 4K GOP does not fit 192 MiB): a viewer stepping on goes forward."""
+        """Drop the earliest pictures but the wanted one until the entry fits ``budget``:
+        the pictures just before the one served are the likeliest to be asked for next
+        (a viewer stepping back from it), the GOP's first ones the least."""
         size = self.size
         for pts in sorted(self.pictures):
             if size <= budget:

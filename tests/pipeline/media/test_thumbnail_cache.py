@@ -134,16 +134,19 @@ def test_skipping_non_reference_pictures_decodes_fewer(
 
 
 def test_pictures_stay_within_their_budget(make_archive: MakeArchive, tmp_path: Path) -> None:
-    manifest = old(make_archive("dash"))
+    manifest = old(make_archive("dash", seconds=12.0))  # 6 segments of 320x180
     spec = archive_spec(manifest)
-    cache = MediaCache(1)  # 768 KiB of pictures: a few 320x180 segments' worth
+    cache = MediaCache(1)  # 768 KiB of pictures, 256 KiB a segment: ~2 pictures each
     reader, frames = cache.reader(Blobs(), None), cache.frames_for(None)
-    for index in (49, 99, 149, 40, 90):
+    for index in (49, 99, 149, 199, 249, 299, 48):
         res = resolve_frames(manifest, spec, index, 1)
         out = grab_thumbnail(reader, res, tmp_path / "t.jpg", frames=frames)
         assert index_of(out.path) == index
         assert cache.frames.used <= cache.frames.budget
-    assert cache.frames.stats.evictions > 0
+        for segment, size in cache.frames._entries.values():
+            assert size <= cache.frames.budget // thumbnail.SEGMENTS_KEPT
+            assert isinstance(segment, thumbnail.DecodedSegment) and segment.pictures
+    assert cache.frames.stats.evictions > 0  # the first segment's entry went, and came back
 
 
 def test_cached_pictures_are_not_served_outside_the_readers_archive(
@@ -161,3 +164,17 @@ def test_cached_pictures_are_not_served_outside_the_readers_archive(
     refused = ConfinedReader(cache.reader(Blobs(), None), os.path.realpath(elsewhere))
     with pytest.raises(MediaError, match="outside the archive"):
         grab_thumbnail(refused, res, tmp_path / "b.jpg", frames=frames)
+
+
+@pytest.mark.parametrize(
+    "opts", [{"bframes": 3}, {"codec": "hevc"}, {"codec": "hevc", "open_gop": True}]
+)
+def test_frame_threads_with_skipping_stay_frame_exact(
+    make_archive: MakeArchive, tmp_path: Path, opts: dict[str, Any]
+) -> None:
+    manifest = make_archive("dash", **opts)
+    spec = archive_spec(manifest)
+    for index in (0, 23, 45, 49, 50, 51, 98):
+        res = resolve_frames(manifest, spec, index, 1)
+        out = grab_thumbnail(Blobs(), res, tmp_path / "t.jpg", frame_threads=True)
+        assert index_of(out.path) == index
