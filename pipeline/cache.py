@@ -16,7 +16,7 @@ encode, while a segment (a few hundred kB to 1.5 MB per 2 s) is cheap to keep ei
 Both are LRU, thread-safe (one worker's stage threads share them) and never hold more than
 their share.  Confinement stays in front: ``pipeline.archive.ConfinedReader`` wraps the
 cached reader, and a cached picture is served only after the reader's check of its segment
-(``pipeline.storage.check_readable``).
+(``pipeline.cache_reads.check_readable``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from pipeline.cache_reads import Fresh, FreshBlobs
 from pipeline.model import ByteRange
-from pipeline.storage import Fresh, is_s3
+from pipeline.storage import Blobs, is_s3
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -135,9 +136,7 @@ class Shelf(Generic[V]):
 
 
 class FreshReader(Protocol):
-    """What the cache needs of storage (pipeline.storage.Blobs)."""
-
-    def read(self, location: str, byte_range: ByteRange | None = None) -> bytes: ...
+    """What the cache needs of storage (pipeline.cache_reads.FreshBlobs)."""
 
     def read_fresh(
         self, location: str, byte_range: ByteRange | None, known: str | None
@@ -204,7 +203,9 @@ class MediaCache:
         """Keys of one S3 endpoint and region; local paths share the scope of the host."""
         return f"{self.endpoint}|{region or ''}"
 
-    def reader(self, inner: FreshReader, region: str | None) -> CachedReader:
+    def reader(self, storage: Blobs | FreshReader, region: str | None) -> CachedReader:
+        """``storage`` through this cache, keyed in ``region``'s scope."""
+        inner = FreshBlobs(storage) if isinstance(storage, Blobs) else storage
         return CachedReader(inner, Shelf(self.objects, self.scope(region)))
 
     def frames_for(self, region: str | None) -> Shelf[object]:

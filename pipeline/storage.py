@@ -16,11 +16,10 @@ import logging
 import os
 import posixpath
 import shutil
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import SourceNotFound, StorageFailure
@@ -38,6 +37,7 @@ from pipeline.storage_retry import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from s3transfer.manager import TransferManager
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,33 +72,6 @@ class BlobReader(Protocol):
     """What manifest resolution and the media work need from storage."""
 
     def read(self, location: str, byte_range: ByteRange | None = None) -> bytes: ...
-
-
-@runtime_checkable
-class Confining(Protocol):
-    """A reader that refuses some locations (pipeline.archive.ConfinedReader)."""
-
-    def check(self, location: str) -> None: ...
-
-
-def check_readable(reader: BlobReader, location: str) -> None:
-    """Raise as ``reader.read(location)`` would if ``reader`` refuses the location: the
-    check a cached result (decoded frames) needs before it is served without a read."""
-    if isinstance(reader, Confining):
-        reader.check(location)
-
-
-@dataclass(frozen=True, slots=True)
-class Fresh:
-    """The answer of :meth:`Blobs.read_fresh`: the bytes, unless they are unchanged."""
-
-    data: bytes | None  # None: unchanged since the version the caller knew
-    version: str | None  # None: changing right now (or short), so not worth keeping
-
-
-# A local file modified this recently may be modified again within the same mtime tick
-# (a jiffy) without its version changing: it is read, never trusted (git's "racy" files).
-RACY_NS = 1_000_000_000
 
 
 def is_s3(location: str) -> bool:
@@ -214,33 +187,6 @@ class Blobs:
         except OSError as e:
             raise StorageFailure(f"cannot read {location}: {e.strerror}", obj=location) from e
 
-    def read_fresh(self, location: str, byte_range: ByteRange | None, known: str | None) -> Fresh:
-        """The object's bytes and version, or only "unchanged" when its version is ``known``.
-
-        A local file's version is its inode, mtime (ns) and size, from one fstat; an S3
-        object's is its ETag, checked by a conditional GET (``If-None-Match``): one round
-        trip whether the object changed or not, where a HEAD costs a second one when it did.
-        """
-        if is_s3(location):
-            return self._fresh_s3(location, byte_range, known)
-        try:
-            with open(location, "rb") as f:
-                st = os.fstat(f.fileno())
-                version: str | None = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-                if time.time_ns() - st.st_mtime_ns < RACY_NS:
-                    version = None
-                elif version == known:
-                    return Fresh(None, known)
-                if byte_range is None:
-                    return Fresh(f.read(), version)
-                f.seek(byte_range.offset)
-                data = f.read(byte_range.length)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
-            raise SourceNotFound("no such file", obj=location) from e
-        except OSError as e:
-            raise StorageFailure(f"cannot read {location}: {e.strerror}", obj=location) from e
-        return Fresh(data, version if len(data) == byte_range.length else None)
-
     def exists(self, location: str) -> bool:
         if not is_s3(location):
             return os.path.isfile(location)
@@ -262,34 +208,6 @@ class Blobs:
             return read_body(response, byte_range.length if byte_range else None)
 
         return self.call("reading", location, attempt)
-
-    def _fresh_s3(self, location: str, byte_range: ByteRange | None, known: str | None) -> Fresh:
-        from botocore.exceptions import ClientError
-
-        bucket, key = split_s3(location)
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if byte_range is not None:
-            kwargs["Range"] = byte_range.header()
-        if known is not None:
-            kwargs["IfNoneMatch"] = known
-
-        def attempt() -> Fresh:
-            try:
-                response = self.s3.get_object(**kwargs)
-            except ClientError as e:
-                if known is not None and _status(e) == 304:
-                    return Fresh(None, known)
-                raise
-            data = read_body(response, byte_range.length if byte_range else None)
-            etag = str(response.get("ETag") or "") or None
-            whole = byte_range is None or len(data) == byte_range.length
-            return Fresh(data, etag if whole else None)
-
-        return self.call("reading", location, attempt)
-
-
-def _status(error: Any) -> int:
-    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 @dataclass(frozen=True, slots=True)

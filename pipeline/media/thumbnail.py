@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import av
 from av.video.reformatter import VideoReformatter
 
+from pipeline.cache_reads import check_readable
 from pipeline.errors import MediaError
 from pipeline.manifest import RangeRequest, resolve
 from pipeline.manifest.request import MAX_DURATION_MS
@@ -50,7 +51,7 @@ from pipeline.media.source import (
 )
 from pipeline.media.timeline import EPS, HOLE_EPS, Timeline
 from pipeline.model import Resolution, SegmentRef
-from pipeline.storage import BlobReader, check_readable, file_sha256
+from pipeline.storage import BlobReader, file_sha256
 
 if TYPE_CHECKING:
     from pipeline.cache import Shelf

@@ -11,10 +11,11 @@ import pytest
 
 from pipeline.archive import ConfinedReader
 from pipeline.cache import LRU, MIB, MediaCache
+from pipeline.cache_reads import Fresh, FreshBlobs
 from pipeline.errors import MediaError
 from pipeline.manifest import resolve
 from pipeline.model import ByteRange
-from pipeline.storage import Blobs, Fresh
+from pipeline.storage import Blobs
 from pipeline.synthetic import ArchiveSpec, GrowingArchive
 from tests.fixtures.services import S3Server
 from tests.pipeline.media.helpers import request
@@ -22,11 +23,11 @@ from tests.pipeline.media.helpers import request
 SPEC = ArchiveSpec(seconds=10.0)
 
 
-class CountingBlobs(Blobs):
+class CountingBlobs(FreshBlobs):
     """Real storage, with a note of every read that brought bytes and every "unchanged"."""
 
     def __init__(self, endpoint: str | None = None) -> None:
-        super().__init__(endpoint)
+        super().__init__(Blobs(endpoint))
         self.reads: list[str] = []
         self.unchanged: list[str] = []
 

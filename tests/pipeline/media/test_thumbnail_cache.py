@@ -14,6 +14,7 @@ import pytest
 import pipeline.media.thumbnail as thumbnail
 from pipeline.archive import ConfinedReader
 from pipeline.cache import MediaCache
+from pipeline.cache_reads import FreshBlobs
 from pipeline.errors import MediaError
 from pipeline.media import grab_thumbnail
 from pipeline.model import ByteRange
@@ -23,9 +24,9 @@ from tests.fixtures.media import MakeArchive, archive_spec
 from tests.pipeline.media.helpers import resolve_frames
 
 
-class CountingReader(Blobs):
+class CountingReader(FreshBlobs):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(Blobs())
         self.reads: list[str] = []
 
     def read_fresh(self, location: str, byte_range: ByteRange | None, known: str | None) -> Any:

@@ -9,21 +9,30 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
+import pipeline.cache_reads as cache_reads
 from pipeline import stages
 from pipeline.cache import CachedReader
+from pipeline.cache_reads import Fresh
 from pipeline.model import ByteRange
-from pipeline.storage import Blobs, Fresh
+from pipeline.storage import Blobs
 from tests.pipeline.stages.helpers import EPOCH, LIVE_PATH, Recorder, make_ctx, make_request
 
+_read_fresh = cache_reads.read_fresh
 
-class CountingBlobs(Blobs):
+
+class Counting:
+    """Every read the worker's cache makes of storage: bytes brought, or "unchanged"."""
+
     def __init__(self) -> None:
-        super().__init__()
         self.reads: list[str] = []
         self.unchanged: list[str] = []
 
-    def read_fresh(self, location: str, byte_range: ByteRange | None, known: str | None) -> Fresh:
-        fresh = super().read_fresh(location, byte_range, known)
+    def __call__(
+        self, blobs: Blobs, location: str, byte_range: ByteRange | None, known: str | None
+    ) -> Fresh:
+        fresh = _read_fresh(blobs, location, byte_range, known)
         (self.reads if fresh.data is not None else self.unchanged).append(location)
         return fresh
 
@@ -39,11 +48,11 @@ def _old_copy(archive_root: Path, tmp_path: Path) -> Path:
 
 
 def test_thumbnail_job_reads_its_manifest_once_and_a_repeat_reads_nothing(
-    tmp_path: Path, archive_root: Path
+    tmp_path: Path, archive_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx = make_ctx(tmp_path, _old_copy(archive_root, tmp_path))
-    storage = CountingBlobs()
-    ctx._readers = {ctx.settings.s3_region: storage}
+    storage = Counting()
+    monkeypatch.setattr(cache_reads, "read_fresh", storage)
     manifest = os.path.join(ctx.settings.archive_url, *LIVE_PATH.split("/"))
 
     async def job(start_pos: int) -> None:
