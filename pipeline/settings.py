@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +160,13 @@ class Settings:
     max_frame_grabs: int = _setting(
         4, parse.whole(1, 256), "Thumbnail grabs one worker runs at once, 1..256."
     )
+    cache_mb: int = _setting(
+        256,
+        parse.whole(0, 1 << 20),
+        "Memory (MiB) one worker keeps what it read and decoded in: a quarter for segments "
+        "and manifests (revalidated on every use), the rest for the decoded pictures of the "
+        "GOPs thumbnails came from; 0 turns the cache off; 0..1048576.",
+    )
     sync_wait_ms: int = _setting(
         5000,
         parse.whole(0, 600_000),
@@ -274,6 +280,8 @@ class Settings:
         if not self.output_url:
             object.__setattr__(self, "output_url", str(data_dir / "exports"))
         if not self.worker_id:
+            import socket  # here: a thumbnail process never needs it (nor its selectors)
+
             object.__setattr__(self, "worker_id", f"{socket.gethostname()}-{os.getpid()}")
 
     @property

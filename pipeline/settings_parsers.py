@@ -16,13 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import InvalidRequest
-from schemas.request import REGION_PATTERN
 
 Parser = Callable[[str, str, str], Any]  # (variable, label for messages, raw text) -> value
 
 _INT = re.compile(r"^[+-]?\d+$")
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$|^\[[0-9A-Fa-f:.]+\]$")
-_REGION = re.compile(REGION_PATTERN)  # the rule an event's source.region is held to
 _TOKEN = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,256}$")
 _WORKER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -109,7 +107,11 @@ def http_url(var: str, label: str, raw: str) -> str:
 
 
 def region(var: str, label: str, raw: str) -> str:
-    if not _REGION.match(raw):
+    # The rule an event's source.region is held to; imported here, not at the top, since
+    # schemas (msgspec and every event type) is no part of a `mediaexport thumb` process.
+    from schemas.request import REGION_PATTERN
+
+    if not re.match(REGION_PATTERN, raw):
         raise fail(var, label, raw, "expected a region name such as us-west-1")
     return raw
 

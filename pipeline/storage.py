@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from s3transfer.manager import TransferManager
 
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 

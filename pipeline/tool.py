@@ -112,7 +112,10 @@ def run_thumb(args: argparse.Namespace) -> int:
         request = range_request(args.start_pos, args.start_time, THUMBNAIL_WINDOW_MS)
         # The first frame at or after StartPos, past a gap when StartPos lies in one.
         res = resolve_thumbnail_point(reader, args.manifest, request)
-        result = grab_thumbnail(reader, res, args.output, max_width=args.max_width)
+        # A process of its own: frame threads, as ffmpeg's decoder uses.
+        result = grab_thumbnail(
+            reader, res, args.output, max_width=args.max_width, frame_threads=True
+        )
     except ExportError as e:
         return _fail(e)
     payload = result.to_dict()

@@ -9,6 +9,12 @@ the frame is the leading picture of the keyframe that starts the segment after t
 (packagers that give a segment its keyframe's time store it there), no segment of the
 window holds it: ``Resolution.postroll`` is fetched then, after the window's segments.
 
+With a ``frames`` shelf (the worker's cache, ``StageContext.frames``), the segment's packets
+and the pictures decoded from them stay in memory (:class:`DecodedSegment`): a second
+thumbnail of a picture already decoded is a JPEG encode, with no read and no decode.
+Pictures are decoded from the keyframe to the wanted one only, skipping the non-reference
+pictures before it (``skip_frame``), which nothing after them can need.
+
 ``resolve_thumbnail_point`` resolves the range a thumbnail needs: a short window from the
 requested point, widened while it lies inside a gap, so "first frame at or after StartPos"
 skips the gap (the CLI and the frame stage both use it).
@@ -19,12 +25,17 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from dataclasses import replace
+import threading
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
+from av.video.reformatter import VideoReformatter
 
+from pipeline.cache_reads import check_readable
 from pipeline.errors import MediaError
 from pipeline.manifest import RangeRequest, resolve
 from pipeline.manifest.request import MAX_DURATION_MS
@@ -42,7 +53,13 @@ from pipeline.media.timeline import EPS, HOLE_EPS, Timeline
 from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader, file_sha256
 
+if TYPE_CHECKING:
+    from pipeline.cache import Shelf
+
 THUMBNAIL_WINDOW_MS = 1000  # a thumbnail needs the frame at StartPos only
+# One segment's pictures take at most this fraction of the pictures' budget, so the GOPs of
+# the last few thumbnails stay (at 1080p and 256 MiB: ~20 pictures each), not one GOP whole.
+SEGMENTS_KEPT = 3
 
 
 def resolve_thumbnail_point(
@@ -82,15 +99,46 @@ def _gap_to_end(res: Resolution) -> bool:
 
 
 def grab_thumbnail(
-    reader: BlobReader, res: Resolution, out_path: Path, *, max_width: int | None = None
+    reader: BlobReader,
+    res: Resolution,
+    out_path: Path,
+    *,
+    max_width: int | None = None,
+    frames: Shelf[object] | None = None,
+    frame_threads: bool = False,
 ) -> ThumbnailResult:
+    """The JPEG of the first frame at or after ``res.start``; ``frames`` keeps the segment's
+    packets and decoded pictures for the next thumbnail of it (see the module's doc).
+
+    ``frame_threads``: decode on frame threads, for a process that has the machine to
+    itself (``mediaexport thumb``: the keyframe-to-frame run then uses every core, as
+    ffmpeg's does); a worker's grabs run side by side and fill the cores already."""
     if max_width is not None and max_width < 2:
         raise MediaError(f"max_width must be at least 2, not {max_width}", obj="max_width")
     out_path = Path(out_path)
-    demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
     refs = [r for r in res.video if r.start + r.duration > res.start + EPS][:2]
     if res.postroll is not None and len(refs) < 2 and refs and refs[-1] == res.video[-1]:
         refs.append(res.postroll)  # read only if the window's segments lack the frame
+    if frames is not None and refs:
+        # The common case: the frame is in the first segment and not a leading picture.
+        # Anything else takes the path below, which reads the segments again (from the
+        # object cache) on a demuxer of its own, so the clock learnt is the usual one.
+        cached = cached_segment(frames, reader, refs[0])
+        picture = cached.picture_at(res.start, frames)
+        if picture is not None:
+            return _write_jpeg(picture, res.start, out_path, max_width)
+    return _grab(reader, res, refs, out_path, max_width, frame_threads)
+
+
+def _grab(
+    reader: BlobReader,
+    res: Resolution,
+    refs: list[SegmentRef],
+    out_path: Path,
+    max_width: int | None,
+    frame_threads: bool,
+) -> ThumbnailResult:
+    demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
     earlier: list[TimedPacket] | None = None  # the previous segment's packets, if loaded
     for ref in refs:
         packets, codec = _load(demuxer, ref, out_of_turn=ref is res.postroll)
@@ -107,7 +155,7 @@ def grab_thumbnail(
             if earlier is None:
                 earlier = _load(demuxer, before, out_of_turn=True)[0]
             packets = earlier + packets
-        frame = _first_frame_at(packets, codec, res.start, ref)
+        frame = _first_frame_at(packets, codec, res.start, ref, frame_threads)
         if frame is not None:
             return _write_jpeg(frame, res.start, out_path, max_width)
         earlier = packets
@@ -144,12 +192,9 @@ def _previous(res: Resolution, ref: SegmentRef) -> SegmentRef | None:
     return before
 
 
-def _first_frame_at(
-    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef
-) -> av.VideoFrame | None:
-    if not packets or not any(p.pts >= start - EPS for p in packets):
-        return None
-    # Decode from the last keyframe at or before the wanted frame.
+def _span(packets: list[TimedPacket], start: float) -> tuple[int, int | None]:
+    """The last keyframe at or before the wanted frame, and the wanted frame (decode-order
+    indices; None when no frame of ``packets`` is at or after ``start``)."""
     begin = 0
     for i, p in enumerate(packets):
         if p.key and p.pts <= start + EPS:
@@ -161,36 +206,147 @@ def _first_frame_at(
         key=lambda i: packets[i].pts,
         default=None,
     )
+    return begin, wanted
+
+
+def _first_frame_at(
+    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef, threads: bool
+) -> av.VideoFrame | None:
+    if not packets or not any(p.pts >= start - EPS for p in packets):
+        return None
+    begin, wanted = _span(packets, start)
     best: av.VideoFrame | None = None
     if wanted is not None:
-        best = _decode_first(packets[begin : wanted + 1], codec, start, ref)
-        if best is not None and best.pts != round(packets[wanted].pts * TICKS):
+        target = round(packets[wanted].pts * TICKS)
+        run = packets[begin : wanted + 1]
+        best = _decode_first(run, codec, start, ref, skip=True, threads=threads)
+        if best is None or best.pts != target or best.is_corrupt:
+            best = _decode_first(run, codec, start, ref, threads=threads)
+        if best is not None and best.pts != target:
             best = None
     if best is None:  # the wanted picture did not decode: fall back to the whole run
-        best = _decode_first(packets[begin:], codec, start, ref)
+        best = _decode_first(packets[begin:], codec, start, ref, threads=threads)
     if best is not None and best.is_corrupt:
         raise MediaError("the thumbnail frame does not decode cleanly", obj=ref.url)
     return best
 
 
 def _decode_first(
-    packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef
+    packets: list[TimedPacket],
+    codec: str,
+    start: float,
+    ref: SegmentRef,
+    *,
+    skip: bool = False,
+    threads: bool = False,
 ) -> av.VideoFrame | None:
     """The first decoded frame that belongs to a range from ``start`` on (placement.py)."""
-    decoder = new_decoder(codec)
     placement = Placement(Timeline(start, math.inf))
+    for frame in _decoded(packets, codec, ref, skip=skip, threads=threads):
+        t = None if frame.pts is None else frame.pts / TICKS
+        if t is not None and placement.place(t, before=math.inf) is not None:
+            return frame
+    return None
+
+
+def _decoded(
+    packets: list[TimedPacket], codec: str, ref: SegmentRef, *, skip: bool, threads: bool = False
+) -> Iterator[av.VideoFrame]:
+    """The pictures of ``packets`` decoded in order, then the decoder's delayed ones.
+
+    ``skip``: the non-reference pictures before the last packet (the wanted one) are not
+    decoded: no later picture refers to them, so the last one decodes the same.  It is
+    set per packet because the wanted picture may be a non-reference one itself.
+    """
+    decoder = new_decoder(codec)
+    if threads:
+        decoder.thread_type = "AUTO"  # skip_frame still applies: copied per submitted packet
+    last = len(packets) - 1
     try:
-        for p in [*packets, None]:
+        for i, p in enumerate([*packets, None]):
+            if skip and i <= last:
+                decoder.skip_frame = "NONREF" if i < last else "DEFAULT"
             pkt = None if p is None else packet(p.data, round(p.pts * TICKS), round(p.dts * TICKS))
-            for frame in decoder.decode(pkt):
-                t = None if frame.pts is None else frame.pts / TICKS
-                if t is not None and placement.place(t, before=math.inf) is not None:
-                    return frame
+            yield from decoder.decode(pkt)
     except av.FFmpegError as e:
         raise MediaError(
             f"cannot decode the segment holding the thumbnail: {e}", obj=ref.url
         ) from e
-    return None
+
+
+def cached_segment(frames: Shelf[object], reader: BlobReader, ref: SegmentRef) -> DecodedSegment:
+    """``ref``'s entry on the shelf, demuxed (and put there) if it is not there yet.
+
+    The reader's confinement check runs for a cached entry too: an archive whose reader
+    refuses the segment's location never gets its pictures.
+    """
+    key: Hashable = (ref, ref.run_head)  # run_head is no part of SegmentRef's equality
+    entry = frames.get(key)
+    if isinstance(entry, DecodedSegment):
+        check_readable(reader, ref.url)
+        if ref.init_url is not None:
+            check_readable(reader, ref.init_url)
+        return entry
+    demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
+    packets, codec = _load(demuxer, ref)
+    entry = DecodedSegment(key, ref, packets, codec)
+    frames.put(key, entry, entry.size)
+    return entry
+
+
+@dataclass(eq=False)
+class DecodedSegment:
+    """A segment's video packets (archive-timed, decode order) and the pictures decoded
+    from them so far, by pts (ticks); shared by the threads of one worker."""
+
+    key: Hashable
+    ref: SegmentRef
+    packets: list[TimedPacket]
+    codec: str
+    pictures: dict[int, av.VideoFrame] = field(default_factory=dict)
+    decodes: int = 0  # decoder runs so far (tests count them)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def size(self) -> int:
+        """Bytes held: the packets and the decoded pictures' planes."""
+        held = sum(len(p.data) for p in self.packets)
+        return held + sum(_picture_bytes(f) for f in self.pictures.values())
+
+    def picture_at(self, start: float, frames: Shelf[object]) -> av.VideoFrame | None:
+        """The first picture at or after ``start``, decoded unless it was already; None
+        when this segment alone cannot give it (the caller's general path then does)."""
+        if leading_wanted(self.packets, start):
+            return None  # its references are in the segment before
+        begin, wanted = _span(self.packets, start)
+        if wanted is None:
+            return None
+        target = round(self.packets[wanted].pts * TICKS)
+        with self._lock:
+            if target not in self.pictures:
+                run = self.packets[begin : wanted + 1]
+                self.decodes += 1
+                for frame in _decoded(run, self.codec, self.ref, skip=True):
+                    if frame.pts is not None and not frame.is_corrupt:
+                        self.pictures.setdefault(frame.pts, frame)
+                self._trim(frames.budget // SEGMENTS_KEPT, target)
+                frames.resize(self.key, self.size)
+            return self.pictures.get(target)
+
+    def _trim(self, budget: int, target: int) -> None:
+        """Drop the earliest pictures but the wanted one until the entry fits ``budget``:
+        the pictures just before the one served are the likeliest to be asked for next
+        (a viewer stepping back from it), the GOP's first ones the least."""
+        size = self.size
+        for pts in sorted(self.pictures):
+            if size <= budget:
+                return
+            if pts != target:
+                size -= _picture_bytes(self.pictures.pop(pts))
+
+
+def _picture_bytes(frame: av.VideoFrame) -> int:
+    return sum(plane.buffer_size for plane in frame.planes)
 
 
 def _write_jpeg(
@@ -202,7 +358,10 @@ def _write_jpeg(
         width = max_width - max_width % 2
     assert frame.pts is not None
     time = frame.pts / TICKS
-    image = frame.reformat(
+    # A reformatter of its own: a cached picture may be encoded by two threads at once,
+    # and VideoFrame.reformat keeps one on the frame.
+    image = VideoReformatter().reformat(
+        frame,
         width=width,
         height=height,
         format="yuvj420p",

@@ -1,4 +1,5 @@
-"""StageContext: the per-worker resources every stage shares (storage, scratch, CPU slots)."""
+"""StageContext: the per-worker resources every stage shares (storage, its cache, scratch,
+CPU slots)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pipeline.storage import Blobs, OutputStore
+from pipeline.cache import MediaCache, Shelf
+from pipeline.storage import BlobReader, Blobs, OutputStore
 
 if TYPE_CHECKING:
     from pipeline.archive import ConfinedReader
@@ -31,13 +33,15 @@ def now_ms() -> int:
 
 @dataclass
 class StageContext:
-    """Per-worker resources the stages share: storage, scratch space, CPU slots."""
+    """Per-worker resources the stages share: storage, scratch space, CPU slots, and the
+    cache (``EXPORT_CACHE_MB``; None when it is 0) every stage reads the archive through."""
 
     settings: Settings
     store: OutputStore
     work_dir: Path
     executor: ThreadPoolExecutor
     clock: Clock = now_ms
+    cache: MediaCache | None = None
     _readers: dict[str | None, Blobs] = field(default_factory=dict)
     _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     # kind -> how many jobs hold a slot right now (for /metrics)
@@ -54,15 +58,28 @@ class StageContext:
             store=OutputStore(settings.output_url, blobs),
             work_dir=work_dir,
             executor=ThreadPoolExecutor(workers, thread_name_prefix="stage"),
+            cache=MediaCache(settings.cache_mb, settings.s3_endpoint_url)
+            if settings.cache_mb
+            else None,
             _readers={settings.s3_region: blobs},
         )
 
-    def reader(self, source: ArchiveSource) -> Blobs:
-        """Archive reader for a job's source (one boto3 client per region)."""
-        region = source.region or self.settings.s3_region
+    def reader(self, source: ArchiveSource) -> BlobReader:
+        """Archive reader for a job's source (one boto3 client per region), through the
+        worker's cache when it has one."""
+        region = self._region(source)
         if region not in self._readers:
             self._readers[region] = Blobs(self.settings.s3_endpoint_url, region)
-        return self._readers[region]
+        blobs = self._readers[region]
+        return blobs if self.cache is None else self.cache.reader(blobs, region)
+
+    def frames(self, source: ArchiveSource) -> Shelf[object] | None:
+        """The worker's decoded pictures for archives of ``source``'s scope (the ``frames``
+        argument of ``grab_thumbnail``); None without a cache."""
+        return None if self.cache is None else self.cache.frames_for(self._region(source))
+
+    def _region(self, source: ArchiveSource) -> str | None:
+        return source.region or self.settings.s3_region
 
     def archive(self, req: ExportRequest) -> tuple[ConfinedReader, str]:
         """A reader confined to the request's archive, and its manifest's location, after

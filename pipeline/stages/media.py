@@ -73,7 +73,10 @@ async def frame_step(ctx: StageContext, task: StageTask, publish: Publish) -> Up
     try:
         res = await resolve_recorded(ctx, req)
         reader, _ = ctx.archive(req)
-        thumb = await ctx.cpu("frame", grab_thumbnail, reader, res, work / "image.jpg")
+        frames = ctx.frames(req.source)
+        thumb = await ctx.cpu(
+            "frame", grab_thumbnail, reader, res, work / "image.jpg", frames=frames
+        )
         art = await _stage_image(ctx, req, thumb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -153,7 +156,9 @@ async def transcode_step(ctx: StageContext, task: StageTask, publish: Publish) -
             progress=progress,
         )
         # The thumbnail of a media job is the clip's first frame: the same resolved start.
-        thumb = await ctx.cpu("frame", grab_thumbnail, reader, res, work / "image.jpg")
+        thumb = await ctx.cpu(
+            "frame", grab_thumbnail, reader, res, work / "image.jpg", frames=ctx.frames(req.source)
+        )
         content_type: ContentType = "video/mp2t" if clip_path.suffix == ".ts" else "video/mp4"
         video = await ctx.io(
             stage_file,

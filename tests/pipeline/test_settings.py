@@ -25,6 +25,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert s.s3_endpoint_url is None and s.s3_region is None
     assert s.allowed_buckets is None
     assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (2, 4, 4)
+    assert s.cache_mb == 256
     assert (s.sync_wait_ms, s.live_wait_ms) == (5000, 60000)
     assert s.session_ids is None and s.auth_open
     assert s.tansu_bin is None and s.kafka_port is None
@@ -57,6 +58,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_ALLOWED_BUCKETS": "mma-video-archive, archive-bucket,",
         "EXPORT_MAX_TRANSCODES": "3",
         "EXPORT_MAX_FRAME_GRABS": "8",
+        "EXPORT_CACHE_MB": "64",
         "EXPORT_SYNC_WAIT_MS": "0",
         "EXPORT_LIVE_WAIT_MS": "15000",
         "EXPORT_SESSION_IDS": f"{SECRET}, other-id",
@@ -91,6 +93,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.s3_region == "us-west-1"
     assert s.allowed_buckets == frozenset({"mma-video-archive", "archive-bucket"})
     assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (3, 8, 6)
+    assert s.cache_mb == 64
     assert (s.sync_wait_ms, s.live_wait_ms) == (0, 15000)
     assert s.session_ids == frozenset({SECRET, "other-id"}) and not s.auth_open
     assert (s.tansu_bin, s.kafka_port) == (str(tansu), 19092)
@@ -138,6 +141,7 @@ def test_empty_values_count_as_unset() -> None:
         ("EXPORT_MAX_TRANSCODES", "0"),
         ("EXPORT_MAX_TRANSCODES", "two"),
         ("EXPORT_MAX_FRAME_GRABS", "-3"),
+        ("EXPORT_CACHE_MB", "-1"),
         ("EXPORT_SYNC_WAIT_MS", "-1"),
         ("EXPORT_SYNC_WAIT_MS", "5s"),
         ("EXPORT_LIVE_WAIT_MS", "forever"),
