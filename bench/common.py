@@ -36,7 +36,7 @@ def bench_archive(work: Path, seconds: float = 60.0) -> tuple[Path, ArchiveSpec]
         t0 = time.perf_counter()
         write_dash(folder, spec)
         print(f"archive written in {time.perf_counter() - t0:.1f} s -> {mpd}", flush=True)
-    size = sum(p.stat().st_size for p in folder.iterdir())
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(
         f"archive: {spec.width}x{spec.height} {float(spec.fps):g} fps, {seconds:g} s, "
         f"GOP {spec.gop_frames}, {size * 8 / seconds / 1e6:.1f} Mbit/s",
