@@ -37,6 +37,10 @@ def encoder_options(
             opts["level"] = f"{level // 10}.{level % 10}"
         return opts
     params = ["log-level=error"]
+    if options.threads:
+        # libx265 takes the thread count as its frame threads only; its worker pool (WPP
+        # rows, lookahead) is sized by ``pools`` and would otherwise use every core.
+        params.append(f"pools={options.threads}")
     if bframes is not None:
         params.append(f"bframes={bframes}")
     if level:
@@ -71,6 +75,21 @@ def configure(
     ctx.framerate = info.fps
     if options.threads:
         ctx.thread_count = options.threads
+
+
+def open_whole_clip(ctx: av.VideoCodecContext) -> None:
+    """Open a whole-clip encoder with frame threads, as the ffmpeg CLI opens it.
+
+    PyAV defaults every context to slice threads, which makes libx264 encode each picture
+    in slices on the calling thread (``sliced_threads=1``): lower latency, but the call
+    blocks for the whole picture and nothing else of the clip runs meanwhile.  Frame threads
+    (``threads=3 sliced_threads=0`` on 2 cores, the CLI's x264 option string exactly) keep
+    several pictures in flight.  Opened here, on the thread that owns the output: the
+    container would otherwise open it on its first packet, possibly an audio one, while
+    the encoder's thread opens it too.
+    """
+    ctx.thread_type = "FRAME"
+    ctx.open()
 
 
 def edge_encoder(info: VideoInfo, options: EncodeOptions) -> av.VideoCodecContext:

@@ -4,6 +4,13 @@ After a hole the decoder restarts on the next keyframe.  Its leading pictures re
 what the hole took, so they are not decoded; an H.264 open-GOP I picture is fed as the
 IDR the smart cut would copy (opengop.py), since FFmpeg's decoder started on it as it is
 withholds frames until long after it.
+
+Decoding and encoding overlap: the decoder runs on the calling thread and hands each placed
+frame to the encoder's own thread through a queue of a few frames (memory stays flat in
+clip length).  Both release the GIL inside FFmpeg, so on two cores the decoder's frame
+threads and x264/x265's run side by side instead of taking turns.  Decoding stays with the
+caller because where its data stops decoding decides where a hole starts, which the clip
+needs at once; muxing stays there too, the one thread that touches the output container.
 """
 
 from __future__ import annotations
@@ -11,9 +18,9 @@ from __future__ import annotations
 from typing import Literal
 
 import av
-from av.video.frame import PictureType
 
-from pipeline.media.encode import TICKS, new_decoder, packet
+from pipeline.media.encode import TICKS, new_decoder, open_whole_clip, packet
+from pipeline.media.encoder_thread import EncoderThread
 from pipeline.media.opengop import CopyRun, convertible
 from pipeline.media.options import EncodeOptions
 from pipeline.media.placement import Placement
@@ -35,7 +42,9 @@ class Transcoder:
         self.timeline = timeline
         self.info = info
         self.frame_duration = float(1 / info.fps)
-        self.encoder = writer.add_encoded_video(codec, info, options)
+        encoder = writer.add_encoded_video(codec, info, options)
+        open_whole_clip(encoder)
+        self.encoder = EncoderThread(self, encoder, info.width, info.height)
         self.decoder = new_decoder(info.codec, whole_clip=True)
         self.placement = Placement(timeline)
         self.done = False
@@ -91,7 +100,7 @@ class Transcoder:
 
     def finish(self) -> None:
         self._emit(self.decoder.decode(None))
-        self.writer.mux_encoded_video(self.encoder.encode(None))
+        self.writer.mux_encoded_video(self.encoder.finish())
 
     def _emit(self, frames: list[av.VideoFrame]) -> None:
         end = self.timeline.end
@@ -105,9 +114,6 @@ class Transcoder:
             pts = self.placement.place(t, before=end)
             if pts is None:
                 continue
-            out = frame.reformat(width=self.info.width, height=self.info.height, format="yuv420p")
-            out.pts = pts
-            out.pict_type = PictureType.NONE  # the source's frame types must not bind x264
-            out.time_base = self.encoder.time_base
-            self.writer.mux_encoded_video(self.encoder.encode(out))
+            self.encoder.put(frame, pts)
             self.encoded += 1
+            self.writer.mux_encoded_video(self.encoder.take())
