@@ -23,7 +23,7 @@ import av
 
 from pipeline.errors import ExportError, InvalidRequest, MediaError
 from pipeline.media.audio import AudioTrack
-from pipeline.media.describe import describe
+from pipeline.media.describe import OutputFacts, describe
 from pipeline.media.options import EncodeOptions
 from pipeline.media.results import ClipResult
 from pipeline.media.smartcut import SmartCutter
@@ -66,8 +66,7 @@ def export_clip(
     if res.live_edge is not None and res.live_edge < res.end:
         timeline.add_hole(max(res.live_edge, res.start), res.end, "live_edge")
     try:
-        counts = _run(reader, res, part, kind, export_type, options, timeline, progress)
-        facts = describe(part)
+        counts, facts = _run(reader, res, part, kind, export_type, options, timeline, progress)
         os.replace(part, out_path)
     except av.FFmpegError as e:
         with contextlib.suppress(FileNotFoundError):
@@ -139,8 +138,9 @@ def _run(
     options: EncodeOptions,
     timeline: Timeline,
     progress: Callable[[float], None] | None,
-) -> tuple[int, int]:
-    """Write the clip into ``part``; returns (copied, re-encoded) video frame counts."""
+) -> tuple[tuple[int, int], OutputFacts]:
+    """Write the clip into ``part``; returns the (copied, re-encoded) video frame counts
+    and the file's facts, from what was written."""
     run = _ClipRun(reader, res, part, kind, export_type, options, timeline)
     try:
         total = len(res.video)
@@ -150,10 +150,12 @@ def _run(
             run.segment(i, ref)
             _report(progress, i + 1, total)
         run.postroll()
-        return run.finish()
+        counts = run.finish()
     finally:
         if run.writer is not None:
             run.writer.close()
+    assert run.writer is not None  # finish() raised if nothing was written
+    return counts, describe(part, run.writer)
 
 
 class _ClipRun:
