@@ -250,10 +250,17 @@ class _ClipRun:
     def _start(self, seg: SegmentMedia) -> VideoStrategy:
         """The output and the strategy, made from the first usable segment."""
         self.writer = ClipWriter(self.part, "mpegts" if self.kind == "mpegts" else "mp4")
-        self.strategy = _strategy(self.writer, self.timeline, seg, self.export_type, self.options)
+        self.strategy = _strategy(
+            self.writer, self.timeline, seg, self.export_type, self.options, self._video_written
+        )
         self.audio.prime(seg)
         self.audio.attach(self.writer)
         return self.strategy
+
+    def _video_written(self, covered: float) -> None:
+        """The video is in the file up to archive time ``covered``: the smart cut's arrives
+        in bursts (behind an edge on a worker thread), and the audio goes in with it."""
+        self.audio.write_until(min(covered, self.timeline.end))
 
     def finish(self) -> tuple[int, int]:
         strategy, timeline = self.strategy, self.timeline
@@ -307,11 +314,12 @@ def _strategy(
     seg: SegmentMedia,
     export_type: int,
     options: EncodeOptions,
+    written: Callable[[float], None],
 ) -> VideoStrategy:
     info = seg.video_info
     assert info is not None
     if export_type == 0:
-        return SmartCutter(writer, timeline, info, seg.raw, options)
+        return SmartCutter(writer, timeline, info, seg.raw, options, written)
     return Transcoder(writer, timeline, info, "h264" if export_type == 1 else "hevc", options)
 
 

@@ -47,8 +47,12 @@ class _Edge:
 
 
 class EdgeQueue:
-    def __init__(self, writer: ClipWriter) -> None:
+    def __init__(self, writer: ClipWriter, written: Callable[[float], None]) -> None:
+        """``written(t)`` is told, after each item, the archive time of the last frame
+        written: the audio follows the video into the file in step with it (an MPEG-TS
+        reader probes the start of the file and must meet both streams there)."""
         self.writer = writer
+        self.written = written
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smartcut-edge")
         self._items: deque[_Copied | _Edge] = deque()
         self._pending = 0  # bytes of the copied packets queued
@@ -94,6 +98,8 @@ class EdgeQueue:
                 self._pending -= len(item.data)
                 self._reached(item.time)
             self._items.popleft()
+            if self.written_time is not None:
+                self.written(self.written_time)
 
     def _write_edge(self, item: _Edge) -> None:
         for q in item.pictures.result():

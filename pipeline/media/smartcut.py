@@ -30,7 +30,7 @@ thread, from packet times alone; the edges' decoding and encoding run on worker 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -145,8 +145,10 @@ class SmartCutter:
         info: VideoInfo,
         template: bytes,
         options: EncodeOptions,
+        written: Callable[[float], None],
     ) -> None:
-        self.out = EdgeQueue(writer)
+        """``written(covered)``: the video is in the file up to archive time ``covered``."""
+        self.out = EdgeQueue(writer, lambda last: written(last + self.frame_duration))
         self.timeline = timeline
         self.info = info
         self.options = options

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import av
 import pytest
 
 import pipeline.media.edge as edge
+import pipeline.media.edgequeue as edgequeue
 import pipeline.media.source as source
 import pipeline.media.thumbnail as thumbnail
 from pipeline.media import export_clip, grab_thumbnail
@@ -177,3 +179,45 @@ def test_segments_sharing_an_init_skip_the_probe_decode_and_demux_the_same(
     assert [(p.data, p.pts, p.dts, p.duration, p.key) for p in light.video] == [
         (p.data, p.pts, p.dts, p.duration, p.key) for p in full.video
     ]
+
+
+def test_video_queued_behind_an_edge_reaches_the_file_interleaved_with_the_audio(
+    make_archive: MakeArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worst case, made certain: the head edge finishes only when the cut does, so all
+    # the copied video waits behind it and is written in one burst at the end.
+    manifest = make_archive("hls", container="ts", seconds=30.0)  # past the muxer's 10 s
+    spec = archive_spec(manifest)
+    release = threading.Event()
+    real_feed = edge.EdgeEncoder.feed
+
+    def slow_feed(self: edge.EdgeEncoder, *args: Any) -> Any:
+        release.wait(timeout=60)
+        return real_feed(self, *args)
+
+    real_finish = edgequeue.EdgeQueue.finish
+
+    def finish(self: edgequeue.EdgeQueue) -> None:
+        release.set()
+        real_finish(self)
+
+    monkeypatch.setattr(edge.EdgeEncoder, "feed", slow_feed)
+    monkeypatch.setattr(edgequeue.EdgeQueue, "finish", finish)
+    res = resolve_frames(manifest, spec, 10, 650)
+    result = export_clip(Blobs(), res, tmp_path / "c.ts", export_type=0)
+    assert result.copied_frames > 550
+    # In file order, no audio packet trails the video written before it by more than a
+    # segment: a reader probing the start of the file meets both streams.
+    video_end, worst = 0.0, 0.0
+    with av.open(str(result.path)) as c:
+        assert c.streams.audio[0].sample_rate == 48_000
+        for pkt in c.demux():
+            if pkt.pts is None or pkt.time_base is None:
+                continue
+            t = float(pkt.pts * pkt.time_base)
+            if pkt.stream.type == "video":
+                video_end = max(video_end, t)
+            else:
+                worst = max(worst, video_end - t)
+    assert worst < spec.segment_seconds
+    assert decode(result.path).indices == list(range(10, 660))
