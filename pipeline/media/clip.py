@@ -23,7 +23,7 @@ import av
 
 from pipeline.errors import ExportError, InvalidRequest, MediaError
 from pipeline.media.audio import AudioTrack
-from pipeline.media.describe import describe
+from pipeline.media.describe import OutputFacts, describe
 from pipeline.media.options import EncodeOptions
 from pipeline.media.results import ClipResult
 from pipeline.media.smartcut import SmartCutter
@@ -66,8 +66,7 @@ def export_clip(
     if res.live_edge is not None and res.live_edge < res.end:
         timeline.add_hole(max(res.live_edge, res.start), res.end, "live_edge")
     try:
-        counts = _run(reader, res, part, kind, export_type, options, timeline, progress)
-        facts = describe(part)
+        counts, facts = _run(reader, res, part, kind, export_type, options, timeline, progress)
         os.replace(part, out_path)
     except av.FFmpegError as e:
         with contextlib.suppress(FileNotFoundError):
@@ -139,8 +138,9 @@ def _run(
     options: EncodeOptions,
     timeline: Timeline,
     progress: Callable[[float], None] | None,
-) -> tuple[int, int]:
-    """Write the clip into ``part``; returns (copied, re-encoded) video frame counts."""
+) -> tuple[tuple[int, int], OutputFacts]:
+    """Write the clip into ``part``; returns the (copied, re-encoded) video frame counts
+    and the file's facts, from what was written."""
     run = _ClipRun(reader, res, part, kind, export_type, options, timeline)
     try:
         total = len(res.video)
@@ -150,10 +150,12 @@ def _run(
             run.segment(i, ref)
             _report(progress, i + 1, total)
         run.postroll()
-        return run.finish()
+        counts = run.finish()
     finally:
         if run.writer is not None:
             run.writer.close()
+    assert run.writer is not None  # finish() raised if nothing was written
+    return counts, describe(part, run.writer)
 
 
 class _ClipRun:
@@ -248,10 +250,17 @@ class _ClipRun:
     def _start(self, seg: SegmentMedia) -> VideoStrategy:
         """The output and the strategy, made from the first usable segment."""
         self.writer = ClipWriter(self.part, "mpegts" if self.kind == "mpegts" else "mp4")
-        self.strategy = _strategy(self.writer, self.timeline, seg, self.export_type, self.options)
+        self.strategy = _strategy(
+            self.writer, self.timeline, seg, self.export_type, self.options, self._video_written
+        )
         self.audio.prime(seg)
         self.audio.attach(self.writer)
         return self.strategy
+
+    def _video_written(self, covered: float) -> None:
+        """The video is in the file up to archive time ``covered``: the smart cut's arrives
+        in bursts (behind an edge on a worker thread), and the audio goes in with it."""
+        self.audio.write_until(min(covered, self.timeline.end))
 
     def finish(self) -> tuple[int, int]:
         strategy, timeline = self.strategy, self.timeline
@@ -305,11 +314,12 @@ def _strategy(
     seg: SegmentMedia,
     export_type: int,
     options: EncodeOptions,
+    written: Callable[[float], None],
 ) -> VideoStrategy:
     info = seg.video_info
     assert info is not None
     if export_type == 0:
-        return SmartCutter(writer, timeline, info, seg.raw, options)
+        return SmartCutter(writer, timeline, info, seg.raw, options, written)
     return Transcoder(writer, timeline, info, "h264" if export_type == 1 else "hevc", options)
 
 

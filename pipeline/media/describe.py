@@ -1,13 +1,17 @@
-"""Probe a written output file: what ClipResult reports is read back, not assumed."""
+"""The facts ClipResult reports about the written file.
+
+They come from what the writer was given (``ClipWriter.video_span``/``audio_span``: one
+packet per frame, each with its time span) and from the file itself (size, SHA-256), not
+from a probe that demuxes the whole output again.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from pipeline.errors import MediaError
+from pipeline.media.writer import ClipWriter
 from pipeline.storage import file_sha256
 
 
@@ -24,37 +28,24 @@ class OutputFacts:
     sha256: str
 
 
-def describe(path: Path) -> OutputFacts:
-    try:
-        with av.open(str(path), "r") as c:
-            if not c.streams.video:
-                raise MediaError("output has no video stream", obj=str(path))
-            vs = c.streams.video[0]
-            aus = c.streams.audio[0] if c.streams.audio else None
-            # Packets only (no decoding): one packet per frame.
-            first: float | None = None
-            last = 0.0
-            frames = 0
-            tb = vs.time_base
-            for pkt in c.demux(vs):
-                if pkt.pts is None or tb is None:
-                    continue
-                frames += 1
-                start = float(pkt.pts * tb)
-                first = start if first is None else min(first, start)
-                last = max(last, start + float((pkt.duration or 0) * tb))
-            span = last - first if first is not None else 0.0
-            duration = float(c.duration / av.time_base) if c.duration else span
-            return OutputFacts(
-                container="mpegts" if c.format.name == "mpegts" else "mp4",
-                duration=duration,
-                video_codec=vs.codec_context.name,
-                audio_codec=aus.codec_context.name if aus is not None else None,
-                width=vs.codec_context.width,
-                height=vs.codec_context.height,
-                frame_count=frames,
-                size=path.stat().st_size,
-                sha256=file_sha256(path),
-            )
-    except av.FFmpegError as e:
-        raise MediaError(f"cannot read the written output: {e}", obj=str(path)) from e
+def describe(path: Path, writer: ClipWriter) -> OutputFacts:
+    """The facts of ``path``, written (and closed) by ``writer``."""
+    video, audio = writer.video_span, writer.audio_span
+    if video is None:
+        raise MediaError("output has no video stream", obj=str(path))
+    spans = [s for s in (video, audio) if s is not None and s.start is not None]
+    starts = [s.start for s in spans if s.start is not None]
+    ends = [s.end for s in spans if s.end is not None]
+    # The container's duration: from the earliest packet of any stream to the latest end.
+    duration = max(ends) - min(starts) if starts else 0.0
+    return OutputFacts(
+        container=writer.kind,
+        duration=round(duration, 6),
+        video_codec=video.codec,
+        audio_codec=audio.codec if audio is not None else None,
+        width=writer.size[0],
+        height=writer.size[1],
+        frame_count=video.packets,
+        size=path.stat().st_size,
+        sha256=file_sha256(path),
+    )

@@ -22,16 +22,21 @@ plays the junctions.  A run of copied H.264 GOPs that starts on an open-GOP I pi
 starts on an IDR rewritten from it (opengop.py): a new SPS may only become active there.
 Re-encoded packets get dts = pts - (the source's reorder delay), which keeps decode
 timestamps increasing across both junctions.
+
+Every decision (plans, frame placement, copy timestamps) is made here, on the caller's
+thread, from packet times alone; the edges' decoding and encoding run on worker threads
+(edgequeue.py), which writes everything in output order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from pipeline.media import opengop
-from pipeline.media.edge import EdgeEncoder, EncodedPicture
+from pipeline.media.edge import EdgeEncoder, EncodedPicture, Slots
+from pipeline.media.edgequeue import EdgeQueue
 from pipeline.media.encode import TICKS
 from pipeline.media.nal import nal_type, split_annexb
 from pipeline.media.options import EncodeOptions
@@ -140,8 +145,10 @@ class SmartCutter:
         info: VideoInfo,
         template: bytes,
         options: EncodeOptions,
+        written: Callable[[float], None],
     ) -> None:
-        self.writer = writer
+        """``written(covered)``: the video is in the file up to archive time ``covered``."""
+        self.out = EdgeQueue(writer, lambda last: written(last + self.frame_duration))
         self.timeline = timeline
         self.info = info
         self.options = options
@@ -161,7 +168,6 @@ class SmartCutter:
         self.run: opengop.CopyRun | None = None  # H.264: rewrites the current copy run
         self.delay: float | None = None  # source reorder delay: keyframe pts - dts
         self.copied = 0
-        self.reencoded = 0
 
     @property
     def done(self) -> bool:
@@ -169,12 +175,13 @@ class SmartCutter:
 
     @property
     def covered(self) -> float | None:
-        """Archive time where the written video ends."""
-        last = self.placement.last_time
+        """Archive time where the written video ends (not what is still queued: the audio
+        written up to it must not run ahead of the video in the file)."""
+        last = self.out.written_time
         return None if last is None else last + self.frame_duration
 
     def counts(self) -> tuple[int, int]:
-        return self.copied, self.reencoded
+        return self.copied, self.out.reencoded
 
     # -- input -----------------------------------------------------------------------------
     def feed(self, seg: SegmentMedia) -> bool:
@@ -197,6 +204,7 @@ class SmartCutter:
         elif self.phase == "gops" and self.gop:
             self._complete()
         self.phase = "done"
+        self.out.finish()
 
     def _packet(self, p: TimedPacket) -> None:
         if self.await_key and not p.key:
@@ -228,7 +236,7 @@ class SmartCutter:
         elif p.key and p.pts < tl.end - EPS:
             # No copy can start here: keep re-encoding, one GOP at a time.
             self.edge = self.edge or self._edge()
-            self._write(self.edge.feed(self.pre, upto=tl.end))
+            self._submit(self.edge, self.pre, upto=tl.end, finish=False)
             self.pre = [p]
         else:
             self.pre.append(p)
@@ -270,13 +278,9 @@ class SmartCutter:
             if self.run is not None:
                 data = self.run.first(data) if p is key and drop_leading else self.run.next(data)
             pts = round((p.pts - shift) * TICKS)
-            self.writer.mux_video(
-                data,
-                pts,
-                round((p.dts - shift) * TICKS),
-                p.key,
-                round((p.duration or self.frame_duration) * TICKS),
-            )
+            dts = round((p.dts - shift) * TICKS)
+            duration = round((p.duration or self.frame_duration) * TICKS)
+            self.out.copy(data, pts, dts, p.key, duration, p.pts)
             self.placement.copied(p.pts, pts)
             self.copied += 1
 
@@ -284,15 +288,37 @@ class SmartCutter:
         """Decode ``packets`` and re-encode the frames that belong before ``upto``."""
         edge = self.edge or self._edge()
         self.edge = None
-        self._write(edge.feed(packets, upto=upto))
-        self._write(edge.finish(upto=upto))
+        self._submit(edge, packets, upto=upto, finish=True)
+        self.out.retire(edge)
+
+    def _submit(
+        self, edge: EdgeEncoder, packets: list[TimedPacket], *, upto: float, finish: bool
+    ) -> None:
+        """Place the frames of ``packets`` now, decode and encode them on a worker."""
+        slots = self._slots(packets, upto)
+        last = self.placement.last_time if slots else None
+
+        def work() -> list[EncodedPicture]:
+            pictures = edge.feed(packets, slots)
+            return pictures + edge.finish() if finish else pictures
+
+        self.out.edge(
+            edge,
+            work,
+            delay=round((self.delay or 0.0) * TICKS),
+            duration=round(self.frame_duration * TICKS),
+            time=last,
+        )
+
+    def _slots(self, packets: list[TimedPacket], upto: float) -> Slots:
+        """The output pts of every frame of ``packets`` that belongs (placement rule), by
+        source pts: decoding gives each frame its packet's pts, in presentation order."""
+        slots: Slots = {}
+        for ticks in sorted({round(p.pts * TICKS) for p in packets}):
+            pts = self.placement.place(ticks / TICKS, before=upto)
+            if pts is not None:
+                slots[ticks] = pts
+        return slots
 
     def _edge(self) -> EdgeEncoder:
-        return EdgeEncoder(self.info, self.options, self.placement)
-
-    def _write(self, pictures: list[EncodedPicture]) -> None:
-        delay = round((self.delay or 0.0) * TICKS)
-        for q in pictures:
-            duration = round(self.frame_duration * TICKS)
-            self.writer.mux_video(q.data, q.pts, q.pts - delay, q.key, duration)
-            self.reencoded += 1
+        return EdgeEncoder(self.info, self.options)

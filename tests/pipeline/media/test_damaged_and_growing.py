@@ -202,6 +202,9 @@ def test_result_fields_describe_the_file(
         assert (result.width, result.height) == (v.codec_context.width, v.codec_context.height)
         assert result.video_codec == v.codec_context.name
         assert result.audio_codec == c.streams.audio[0].codec_context.name
+        # Taken from what was written, it is what a probe of the file finds.
+        assert c.duration is not None
+        assert result.duration == pytest.approx(c.duration / av.time_base, abs=1e-3)
     assert abs(result.duration - COUNT / float(spec.fps)) <= AUDIO_FRAME + 1e-3
     assert json.loads(json.dumps(result.to_dict()))["sha256"] == result.sha256
 
