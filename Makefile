@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-all clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(VENV)/.installed-test lint
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/cut_vs_ffmpeg.py $(ARGS)
+
+# Every issue-8 benchmark and one table of their goals: make bench-all [ARGS=--quick]
+bench-all: $(VENV)/.installed-test
+	$(PY) bench/all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -36,8 +36,14 @@ class Journal:
         self._written: dict[str, str] = {}  # job_id -> state last journaled
 
     def record(self, job_id: str, row: Mapping[str, Any] | None) -> None:
-        """Journal a status row when the job is new to the journal or has just ended."""
-        if row is None or not isinstance(row.get("request"), dict):
+        """Journal a status row when the job is new to the journal or has just ended;
+        ``None`` (the replica dropped the job past its retention) forgets it."""
+        if row is None:
+            # Keeps this map as small as the replica, and lets a new job under the same id
+            # (the same body after the TTL) be journaled again instead of passing for done.
+            self._written.pop(job_id, None)
+            return
+        if not isinstance(row.get("request"), dict):
             return  # nothing to run again without the request
         state = str(row.get("state"))
         last = self._written.get(job_id)

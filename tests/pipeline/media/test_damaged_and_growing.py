@@ -284,7 +284,7 @@ _PROBE = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("export_type", [0, 1])
+@pytest.mark.parametrize("export_type", [0, 1, 2])
 def test_peak_memory_does_not_grow_with_clip_length(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, export_type: int
 ) -> None:
