@@ -123,6 +123,14 @@ def long_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def open_gop_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Leading pictures at every cut: a chunk needs the segment before (and after) it."""
+    root = tmp_path_factory.mktemp("open-gop-archive")
+    write_dash(root / Path(CAM).parent, replace(LONG, open_gop=True))
+    return root
+
+
 def _frames(path: Path) -> tuple[list[int | None], float]:
     with av.open(str(path), options={"ignore_editlist": "1"}) as c:
         indices = [read_frame_index(f) for f in c.decode(video=0)]
@@ -144,10 +152,14 @@ async def _split_job(ctx: stages.StageContext, req: Any, status: Recorder) -> An
     return upload, tasks
 
 
-@pytest.mark.parametrize("export_type", [1, 2])
+@pytest.mark.parametrize(
+    ("export_type", "archive"),
+    [(1, "long_archive"), (2, "long_archive"), (1, "open_gop_archive")],
+)
 def test_split_clip_is_the_unsplit_clip_frame_for_frame(
-    tmp_path: Path, long_archive: Path, export_type: int
+    tmp_path: Path, export_type: int, archive: str, request: pytest.FixtureRequest
 ) -> None:
+    long_archive: Path = request.getfixturevalue(archive)
     body = {"FetchMedia": True, "export_type": export_type, "LivePath": CAM}
     body |= {"StartPos": LONG.start_pos_ms(10), "Duration": 300 * 40}
     whole_ctx = make_ctx(tmp_path / "whole", long_archive)
