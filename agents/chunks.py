@@ -90,7 +90,9 @@ async def run_chunk(pipe: Pipeline, task: StageTask) -> None:
         return  # only known here when this worker also holds the job's own partition
     publish = _publisher(pipe, req.job_id)
     try:
-        res = await chunk_step(ctx, task, publish)
+        res, encoded = await chunk_step(ctx, task, publish)
+        how = "transcoded" if encoded else "found done"
+        log.info("job %s: chunk %d of %d %s", req.job_id, chunk.index, len(chunk.bounds) - 1, how)
         if not await ctx.io(all_done, ctx.store, req.job_id, chunk):
             return
         upload = await join_step(ctx, task, res, publish)

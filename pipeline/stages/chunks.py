@@ -209,15 +209,18 @@ async def split_step(ctx: StageContext, task: StageTask, publish: Publish) -> li
     ]
 
 
-async def chunk_step(ctx: StageContext, task: StageTask, publish: Publish) -> Resolution:
+async def chunk_step(
+    ctx: StageContext, task: StageTask, publish: Publish
+) -> tuple[Resolution, bool]:
     """Transcode one chunk into staging unless it is there already; returns the job's
-    resolution (for the join)."""
+    resolution (for the join) and whether this run transcoded it."""
     req, chunk = task.request, task.chunk
     assert chunk is not None
     res = await resolve_recorded(ctx, req)
     video_key, facts_key = chunk_keys(req.job_id, chunk)
     n = chunk_count(chunk)
-    if not await ctx.io(ctx.store.exists, facts_key):
+    done = await ctx.io(ctx.store.exists, facts_key)
+    if not done:
         start = ctx.clock()
         report = _ChunkProgress(ctx, req.job_id, chunk.index, n, publish)
         sub = chunk_resolution(res, chunk.bounds, chunk.index)
@@ -242,7 +245,7 @@ async def chunk_step(ctx: StageContext, task: StageTask, publish: Publish) -> Re
             req.job_id, "transcoding", at_ms=ctx.clock(), progress=1.0, chunk=chunk.index, chunks=n
         )
     )
-    return res
+    return res, not done
 
 
 def _export(

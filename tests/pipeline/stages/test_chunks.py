@@ -145,7 +145,8 @@ async def _split_job(ctx: stages.StageContext, req: Any, status: Recorder) -> An
     assert len(tasks) >= 2
     upload = None
     for task in reversed(tasks):  # any order: the last one to finish joins
-        res = await chunk_stage.chunk_step(ctx, task, status)
+        res, encoded = await chunk_stage.chunk_step(ctx, task, status)
+        assert encoded
         if await ctx.io(chunk_stage.all_done, ctx.store, req.job_id, task.chunk):
             upload = await join_step(ctx, task, res, status)
     assert upload is not None
@@ -208,8 +209,9 @@ def test_a_chunk_done_already_is_not_encoded_again(
     async def run() -> list[schemas.StageTask]:
         routed = await stages.resolve_step(ctx, req, Recorder())
         tasks = await chunk_stage.split_step(ctx, routed.task, Recorder())
-        await chunk_stage.chunk_step(ctx, tasks[0], Recorder())
-        await chunk_stage.chunk_step(ctx, tasks[0], Recorder())  # redelivered
+        _, first = await chunk_stage.chunk_step(ctx, tasks[0], Recorder())
+        _, again = await chunk_stage.chunk_step(ctx, tasks[0], Recorder())  # redelivered
+        assert (first, again) == (True, False)
         return tasks
 
     tasks = asyncio.run(run())
