@@ -21,7 +21,14 @@ import schemas
 from agents.failures import as_export_error, fail_job
 from agents.supervisor import partition_of
 from pipeline.errors import ExportError
-from pipeline.stages.chunks import all_done, chunk_step, discard_chunks, split_step, wants_split
+from pipeline.stages.chunks import (
+    all_done,
+    chunk_step,
+    delivered,
+    discard_chunks,
+    split_step,
+    wants_split,
+)
 from pipeline.stages.join import join_step
 from schemas import STATUS, TRANSCODES, UPLOADS, StageTask, StatusEvent
 
@@ -61,6 +68,8 @@ async def fan_out(pipe: Pipeline, task: StageTask) -> bool:
     req = task.request
     if pipe.completed.get(req.job_id) is not None:
         return True  # a re-run of a job that has ended
+    if await pipe.ctx.io(delivered, pipe.ctx.store, req):
+        return True
     try:
         chunks = await split_step(pipe.ctx, task, _publisher(pipe, req.job_id))
     except Exception as e:  # every failure still ends in exactly one export.completed
@@ -88,6 +97,8 @@ async def run_chunk(pipe: Pipeline, task: StageTask) -> None:
     req, chunk = task.request, task.chunk
     if pipe.completed.get(req.job_id) is not None:
         return  # only known here when this worker also holds the job's own partition
+    if await ctx.io(delivered, ctx.store, req):
+        return  # ...and this is how a worker that does not hold it knows
     publish = _publisher(pipe, req.job_id)
     try:
         res, encoded = await chunk_step(ctx, task, publish)
@@ -100,10 +111,9 @@ async def run_chunk(pipe: Pipeline, task: StageTask) -> None:
         await fail_job(pipe, req, as_export_error(e, req.job_id), stage="transcode")
         await ctx.io(discard_chunks, ctx.store, req.job_id, chunk)
         return
-    # Acked before the chunks go: a second joiner that then misses a chunk fails the job,
-    # and that failure must reach the upload stage after this (it finds the job completed).
-    await pipe.send(UPLOADS, req.job_id, upload, acked=True)
-    await ctx.io(discard_chunks, ctx.store, req.job_id, chunk)
+    # The chunks stay until the upload stage has published the clip (it drops them then):
+    # a chunk task repeated meanwhile finds its chunk done, one repeated later the clip.
+    await pipe.send(UPLOADS, req.job_id, upload)
 
 
 def _publisher(pipe: Pipeline, job_id: str) -> Publish:

@@ -134,9 +134,12 @@ class _JobOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UploadTask(_JobOutcome, frozen=True, kw_only=True):
-    """``export.uploads``: finished (or failed) stage work waiting to be published."""
+    """``export.uploads``: finished (or failed) stage work waiting to be published.
+    ``chunk``: the clip was joined from this split plan's chunks, which the upload stage
+    drops from staging once the job has ended."""
 
     artifacts: list[Artifact] = []
+    chunk: Chunk | None = None
 
     def __post_init__(self) -> None:
         if self.request is None:

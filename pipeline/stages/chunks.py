@@ -23,6 +23,7 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from pipeline.errors import MediaError
+from pipeline.errors import MediaError, SourceNotFound
 from pipeline.media.timeline import EPS, HOLE_EPS
 from pipeline.model import Gap, Resolution, SegmentRef
 from pipeline.stages.context import Publish, StageContext
 from pipeline.stages.events import status_event
 from pipeline.stages.resolve import resolve_recorded
+from pipeline.storage import is_s3
 from schemas import Chunk, StageTask
 
 if TYPE_CHECKING:
@@ -172,6 +174,25 @@ def chunk_count(chunk: Chunk) -> int:
 
 def all_done(store: OutputStore, job_id: str, chunk: Chunk) -> bool:
     return all(store.exists(chunk_keys(job_id, chunk, i)[1]) for i in range(chunk_count(chunk)))
+
+
+def delivered(store: OutputStore, req: ExportRequest) -> bool:
+    """Whether this job's clip is at its final key already, written since the job was
+    submitted: a chunk task that comes after the job ended (a fan-out or a chunk redelivered
+    after a crash, on a worker that does not hold the job's own partition and so cannot see
+    its completed row) then does nothing, instead of leaving a chunk behind in staging.  An
+    older output (the same body submitted again after EXPORT_JOB_TTL_MS) does not count."""
+    if req.video_key is None:
+        return False
+    location = store.location(req.video_key)
+    try:
+        if is_s3(location):
+            modified = store.blobs.head(location)["LastModified"].timestamp()
+        else:
+            modified = os.path.getmtime(location)
+    except (SourceNotFound, FileNotFoundError):
+        return False
+    return modified * 1000 >= req.submitted_at_ms
 
 
 def discard_chunks(store: OutputStore, job_id: str, chunk: Chunk) -> None:

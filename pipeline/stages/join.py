@@ -80,7 +80,7 @@ async def join_step(
     end = ctx.clock()
     transcode = {"start_ms": min(f.start_ms for f in told), "end_ms": end}
     timings = task.timings | {"transcode": transcode, "join": {"start_ms": start, "end_ms": end}}
-    return upload_task(
+    upload = upload_task(
         req,
         artifacts=[image, video],
         timings=timings,
@@ -89,6 +89,7 @@ async def join_step(
         lack_length_ms=int(clip.missing_ms),
         gaps=[jsonable(g) for g in clip.gaps],
     )
+    return msgspec.structs.replace(upload, chunk=chunk)
 
 
 async def _fetch_chunks(
