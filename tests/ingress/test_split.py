@@ -194,12 +194,15 @@ def test_a_worker_killed_inside_a_chunk_costs_only_its_chunks(
     body = _body("killed.mp4")
     first = post_export(workers[0].url, body)
     job = first["JobId"]
+    # Kill a worker inside its second chunk: 4 chunks, one at a time per worker, so some
+    # worker has at least two, and its first is stored by then.
     deadline = time.monotonic() + SEE_CHUNK_S
     victim: Worker | None = None
     while victim is None:
-        assert time.monotonic() < deadline, "no worker ever ran a chunk"
-        victim = next((w for w in workers if w.in_flight() >= 1), None)
+        assert time.monotonic() < deadline, "no worker ever ran a second chunk"
+        victim = next((w for w in workers if w.transcoded(job) and w.in_flight() >= 1), None)
         time.sleep(0.05)
+    finished = victim.transcoded(job)
     victim.proc.send_signal(signal.SIGKILL)
     assert victim.proc.wait(60) == -signal.SIGKILL
     survivor = next(w for w in workers if w is not victim)
@@ -208,5 +211,6 @@ def test_a_worker_killed_inside_a_chunk_costs_only_its_chunks(
     # Every chunk was transcoded to the end once: what the killed worker had finished was
     # not done again, and the survivor ran what it lost (and its own).
     by_victim, by_survivor = victim.transcoded(job), survivor.transcoded(job)
+    assert by_victim == finished
     assert sorted(by_victim + by_survivor) == list(range(CHUNKS)), (by_victim, by_survivor)
     print(f"chunks transcoded: {by_victim} by the killed worker, {by_survivor} by the survivor")
