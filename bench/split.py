@@ -14,7 +14,7 @@ their frame counts and durations compared.
 
     python bench/split.py [--work var/bench] [--repeat 2] [--quick]
 
-``--quick``: a 30 s clip split at 15 s, one pair.
+``--quick``: a 30 s clip split at 15 s, one pair (unless ``--repeat``).
 """
 
 from __future__ import annotations
@@ -121,11 +121,11 @@ def one_run(
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("var/bench"))
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=None, help="pairs (default 2; --quick: 1)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     seconds, split_s = (30, 15) if args.quick else (120, 60)
-    repeat = 1 if args.quick else args.repeat
+    repeat = args.repeat or (1 if args.quick else 2)
     work: Path = args.work.resolve()
     mpd, spec = bench_archive(work, 130)
     frames = round(seconds * spec.fps)
@@ -159,8 +159,9 @@ def main() -> int:
                 run = one_run(workers, split, body, base, logs, out)
                 runs[arm].append(run)
                 print(f"{arm:5} run {i}: {run.seconds:.1f} s", flush=True)
-    whole, split = median([r.seconds for r in runs["whole"]]), median(
-        [r.seconds for r in runs["split"]]
+    whole, split = (
+        median([r.seconds for r in runs["whole"]]),
+        median([r.seconds for r in runs["split"]]),
     )
     ratio = whole / split
     print(f"load average: {os.getloadavg()}")
