@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -36,6 +37,10 @@ from common import bench_archive, exact, goal, judge_clip, median
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_FRAME = 125  # 5 s into the archive
 GOAL_RATIO = 1.7
+READY_S = 120  # a worker not ready by then is stuck (seen once: a group join that hung)
+# Between runs: longer than the session timeout (6 s), so the group has dropped the members
+# of the run before when the next run's workers join (a join 2 s after a stop hung once).
+SETTLE_S = 10.0
 
 
 @dataclass
@@ -62,8 +67,10 @@ def spawn(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Popen[
         text=True,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()
+    ready, _, _ = select.select([proc.stdout], [], [], READY_S)
+    line = proc.stdout.readline() if ready else ""
     if not line.startswith("ready "):
+        proc.kill()
         raise SystemExit(f"{name} did not start: {line!r}; see {logs / (name + '.log')}")
     return proc, f"http://127.0.0.1:{port}"
 
@@ -109,6 +116,7 @@ def one_run(
         took = time.perf_counter() - start
     finally:
         stop(procs)
+        time.sleep(SETTLE_S)
     if answer.get("ErrorCode") != 5:
         raise SystemExit(f"job failed: {answer}")
     path = out / answer["VideoPath"].lstrip("/")
