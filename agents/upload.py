@@ -13,6 +13,7 @@ from agents.failures import as_export_error, complete, finish_failed, refuse
 from agents.guard import handle_guarded
 from agents.heartbeat import holding
 from pipeline.errors import ExportError
+from pipeline.stages.chunks import discard_chunks
 from pipeline.stages.upload import discard_staging, final_status, upload_step
 from schemas import STATUS, UPLOADS, StatusEvent
 
@@ -63,6 +64,7 @@ async def handle(pipe: Pipeline, event: Any) -> None:
         # their deterministic keys; drop the staging copies this duplicate left behind, and
         # say the final status again (a crash may have come between the two writes).
         await ctx.io(discard_staging, ctx.store, record)
+        await drop_chunks(pipe, record)
         final = final_status(schemas.convert(schemas.COMPLETED, done))
         await pipe.send(STATUS, job_id, final, acked=True)
         return
@@ -78,5 +80,14 @@ async def handle(pipe: Pipeline, event: Any) -> None:
         result = await upload_step(ctx, record, publish)
     except Exception as e:  # the job still ends, failed, with one completed event
         await finish_failed(pipe, job_id, record.request, as_export_error(e, job_id))
+        await drop_chunks(pipe, record)
         return
     await complete(pipe, job_id, result.completed, result.status, redelivered=True)
+    await drop_chunks(pipe, record)
+
+
+async def drop_chunks(pipe: Pipeline, record: schemas.UploadTask) -> None:
+    """A joined clip's chunks, once its job has ended (best effort, like any staging)."""
+    if record.chunk is not None:
+        assert pipe.ctx is not None
+        await pipe.ctx.io(discard_chunks, pipe.ctx.store, record.job_id, record.chunk)

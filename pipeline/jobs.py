@@ -72,6 +72,10 @@ class JobStatus:
     created_at_ms: int = 0
     # the job's request (as on export.requests) and how often the supervisor re-drove it
     request: dict[str, Any] | None = None
+    # a split clip (README "Long clips split across workers"): its chunk count, and each
+    # chunk's own progress by index; the transcoding progress is their mean
+    chunks: int = 0
+    chunk_progress: dict[str, float] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
@@ -80,6 +84,7 @@ class JobStatus:
     def to_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}
         d["stages"] = copy.deepcopy(self.stages)
+        d["chunk_progress"] = dict(self.chunk_progress)
         return d
 
     @classmethod
@@ -97,6 +102,7 @@ class JobStatus:
             raise InvalidRequest("stages must map stage names to timings", field="stages")
         known = {f: d[f] for f in cls.__dataclass_fields__ if f in d and d[f] is not None}
         known["stages"] = copy.deepcopy(stages)
+        known["chunk_progress"] = dict(d.get("chunk_progress") or {})
         return cls(**known)
 
 
@@ -129,11 +135,11 @@ def advance(status: JobStatus | None, update: StatusEvent) -> JobStatus:
     wins for LackLength.
     """
     old = _status_for(status, update)
-    new = replace(old, stages=copy.deepcopy(old.stages))
+    new = replace(old, stages=copy.deepcopy(old.stages), chunk_progress=dict(old.chunk_progress))
     _merge_facts(new, update)
     if old.final:
         return new if new != old else old
-    _fold_state(new, old, update)
+    _fold_state(new, old, _chunk_share(new, update))
     if new.state not in FINAL_STATES:
         lo, hi = _BANDS.get(new.kind, _BANDS["media"])[new.state]
         new.progress = max(new.progress, lo + (hi - lo) * new.state_progress)
@@ -194,6 +200,19 @@ def _fold_state(new: JobStatus, old: JobStatus, update: StatusEvent) -> None:
         new.state_since_ms = update.at_ms
     else:
         _enter_state(new, old, update)
+
+
+def _chunk_share(new: JobStatus, update: StatusEvent) -> StatusEvent:
+    """A chunk's report as the whole state's: its progress becomes the mean over all chunks
+    (each chunk's own only grows), so chunks finishing in any order move the job forward."""
+    if update.chunks is not None:
+        new.chunks = max(new.chunks, update.chunks)
+    if update.chunk is None or update.progress is None:
+        return update
+    key = str(update.chunk)
+    new.chunk_progress[key] = max(new.chunk_progress.get(key, 0.0), update.progress)
+    share = sum(new.chunk_progress.values()) / max(new.chunks, len(new.chunk_progress))
+    return msgspec.structs.replace(update, progress=min(1.0, share))
 
 
 def _enter_state(new: JobStatus, old: JobStatus, update: StatusEvent) -> None:

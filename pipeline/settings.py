@@ -157,6 +157,13 @@ class Settings:
         parse.whole(1, 256),
         "Clip exports (transcodes/smart cuts) one worker runs at once, 1..256.",
     )
+    split_seconds: int = _setting(
+        60,
+        parse.whole(0, 24 * 3600),
+        "An `export_type` 1/2 clip longer than this (s) is transcoded as GOP-aligned chunks "
+        "spread over the partitions of `export.transcodes` and joined losslessly; 0 never "
+        "splits; 0..86400.",
+    )
     max_frame_grabs: int = _setting(
         4, parse.whole(1, 256), "Thumbnail grabs one worker runs at once, 1..256."
     )

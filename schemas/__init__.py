@@ -21,6 +21,7 @@ import msgspec
 from pipeline.errors import ExportError, InvalidRequest
 from schemas.events import (
     Artifact,
+    Chunk,
     CompletedEvent,
     DeadLetter,
     ErrorInfo,
@@ -70,6 +71,7 @@ __all__ = [
     "UPLOADS",
     "ArchiveSource",
     "Artifact",
+    "Chunk",
     "CompletedEvent",
     "DeadLetter",
     "ErrorInfo",
@@ -138,12 +140,13 @@ def encode(topic: str, event: Any) -> bytes:
 
 def job_id_hint(raw: bytes | None, key: bytes | None = None) -> str | None:
     """The job an unreadable event belongs to, when that much can be read: the event's own
-    ``job_id``, else its key.  Used to end the job of a refused event."""
+    ``job_id``, else its key (a chunk task's ``<job_id>/<n>`` too).  Used to end the job of
+    a refused event, and by the heartbeat to know whose event a worker holds."""
     candidates: list[object] = []
     with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         candidates.append(msgspec.json.decode(raw or b"", type=dict[str, Any]).get("job_id"))
     if key is not None:
-        candidates.append(key.decode("utf-8", "replace"))
+        candidates.append(key.decode("utf-8", "replace").split("/", 1)[0])
     return next((c for c in candidates if isinstance(c, str) and _JOB_ID.match(c)), None)
 
 

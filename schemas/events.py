@@ -1,7 +1,8 @@
 """The events on every topic but export.requests (schemas/request.py), as msgspec Structs.
 
 Events carry references (output-store keys), never media bytes; every event is keyed by
-``job_id``.  The JSON Schema files beside this module are generated from these definitions
+``job_id``, but for a split clip's chunk tasks (``<job_id>/<n>``, see StageTask).  The JSON
+Schema files beside this module are generated from these definitions
 (``python -m schemas.generate``; a test fails when a checked-in file is stale), so the rules
 a consumer outside Python reads are the rules :func:`schemas.decode` enforces.
 """
@@ -57,9 +58,29 @@ class ErrorInfo(msgspec.Struct, frozen=True):
         )
 
 
+MAX_CHUNKS = 1024
+
+
+class Chunk(msgspec.Struct, frozen=True, kw_only=True):
+    """One piece of a long clip transcoded on its own (README "Long clips split across
+    workers"): chunk ``index`` is archive time [bounds[index], bounds[index + 1]); every
+    chunk task carries the whole plan, so whichever chunk finishes last can join them."""
+
+    index: Annotated[int, Meta(ge=0, lt=MAX_CHUNKS)]
+    bounds: Annotated[list[float], Meta(min_length=3, max_length=MAX_CHUNKS + 1)]
+
+    def __post_init__(self) -> None:
+        if any(b >= a for a, b in zip(self.bounds[1:], self.bounds, strict=False)):
+            raise InvalidRequest("chunk bounds must increase", field="chunk.bounds")
+        if self.index >= len(self.bounds) - 1:
+            raise InvalidRequest("chunk index beyond its bounds", field="chunk.index")
+
+
 class StageTask(msgspec.Struct, frozen=True, kw_only=True):
     """``export.frames`` / ``export.transcodes``: the request plus what resolve decided.
-    The stage re-resolves the manifest itself (milliseconds), so the event stays small."""
+    The stage re-resolves the manifest itself (milliseconds), so the event stays small.
+    With ``chunk``: one chunk of a split clip (keyed ``<job_id>/<n>``, not by job_id, so
+    the chunks of one job spread over the partitions)."""
 
     schema_version: Literal[2] = SCHEMA_VERSION
     job_id: JobId
@@ -67,6 +88,7 @@ class StageTask(msgspec.Struct, frozen=True, kw_only=True):
     lack_length_ms: Ms = 0  # still missing beyond the live edge when resolve gave up
     live_waited_ms: Ms = 0
     timings: Timings = {}
+    chunk: Chunk | None = None
 
     def __post_init__(self) -> None:
         _same_job(self.job_id, self.request)
@@ -112,9 +134,12 @@ class _JobOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UploadTask(_JobOutcome, frozen=True, kw_only=True):
-    """``export.uploads``: finished (or failed) stage work waiting to be published."""
+    """``export.uploads``: finished (or failed) stage work waiting to be published.
+    ``chunk``: the clip was joined from this split plan's chunks, which the upload stage
+    drops from staging once the job has ended."""
 
     artifacts: list[Artifact] = []
+    chunk: Chunk | None = None
 
     def __post_init__(self) -> None:
         if self.request is None:
@@ -155,6 +180,9 @@ class StatusEvent(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind | None = None
     stage: Text | None = None  # name for the timings; default: the state
     progress: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None  # of this state's own work
+    # A split clip's chunk reports its own progress; the fold averages over ``chunks``.
+    chunk: Annotated[int, Meta(ge=0, lt=MAX_CHUNKS)] | None = None
+    chunks: Annotated[int, Meta(ge=1, le=MAX_CHUNKS)] | None = None
     stage_start_ms: Ms | None = None
     stage_end_ms: Ms | None = None
     lack_length_ms: Ms | None = None  # requested minus what exists/was delivered
@@ -166,6 +194,8 @@ class StatusEvent(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.request is not None:
             _same_job(self.job_id, self.request)
+        if self.chunk is not None and (self.chunks is None or self.chunk >= self.chunks):
+            raise InvalidRequest("a chunk's report needs chunks above its index", field="chunks")
 
 
 class CompletedEvent(_JobOutcome, frozen=True, kw_only=True):

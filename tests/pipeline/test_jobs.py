@@ -51,6 +51,21 @@ def test_progress_is_banded_per_state() -> None:
     assert 0.15 < mid.progress < 0.9
 
 
+def test_a_split_clip_progresses_by_the_mean_of_its_chunks_in_any_order() -> None:
+    start = [upd("accepted", 0, kind="media"), upd("transcoding", 10, progress=0.0, chunks=4)]
+    reports = [(2, 1.0), (0, 0.5), (2, 0.3), (3, 1.0), (0, 1.0), (1, 1.0)]
+    seen = []
+    for k, p in enumerate(reports):
+        chunk, progress = p
+        start.append(upd("transcoding", 20 + k, progress=progress, chunk=chunk, chunks=4))
+        seen.append(run(*start))
+    # a chunk's late, lower report (chunk 2 at 0.3 after 1.0) does not pull the job back
+    assert [s.state_progress for s in seen] == [0.25, 0.375, 0.375, 0.625, 0.75, 1.0]
+    assert seen[-1].chunks == 4 and seen[-1].chunk_progress["1"] == 1.0
+    restored = JobStatus.from_dict(seen[2].to_dict())
+    assert restored == seen[2]
+
+
 def test_any_order_of_delivery_ends_in_the_same_final_status() -> None:
     expected = run(*MEDIA_FLOW)
     rng = random.Random(1234)

@@ -57,6 +57,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "EXPORT_S3_REGION": "us-west-1",
         "EXPORT_ALLOWED_BUCKETS": "mma-video-archive, archive-bucket,",
         "EXPORT_MAX_TRANSCODES": "3",
+        "EXPORT_SPLIT_SECONDS": "45",
         "EXPORT_MAX_FRAME_GRABS": "8",
         "EXPORT_CACHE_MB": "64",
         "EXPORT_SYNC_WAIT_MS": "0",
@@ -94,6 +95,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert s.allowed_buckets == frozenset({"mma-video-archive", "archive-bucket"})
     assert (s.max_transcodes, s.max_frame_grabs, s.partitions) == (3, 8, 6)
     assert s.cache_mb == 64
+    assert s.split_seconds == 45
     assert (s.sync_wait_ms, s.live_wait_ms) == (0, 15000)
     assert s.session_ids == frozenset({SECRET, "other-id"}) and not s.auth_open
     assert (s.tansu_bin, s.kafka_port) == (str(tansu), 19092)
@@ -140,6 +142,8 @@ def test_empty_values_count_as_unset() -> None:
         ("EXPORT_HTTP_PORT", "8_080"),
         ("EXPORT_MAX_TRANSCODES", "0"),
         ("EXPORT_MAX_TRANSCODES", "two"),
+        ("EXPORT_SPLIT_SECONDS", "-1"),
+        ("EXPORT_SPLIT_SECONDS", "86401"),
         ("EXPORT_MAX_FRAME_GRABS", "-3"),
         ("EXPORT_CACHE_MB", "-1"),
         ("EXPORT_SYNC_WAIT_MS", "-1"),
