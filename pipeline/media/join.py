@@ -42,7 +42,7 @@ from pipeline.media.options import EncodeOptions
 from pipeline.media.results import ClipResult
 from pipeline.media.source import SegmentFetcher, SegmentMedia
 from pipeline.media.timeline import EPS, Timeline
-from pipeline.media.writer import ClipWriter
+from pipeline.media.writer import ClipWriter, Span
 from pipeline.model import Gap, Resolution
 from pipeline.storage import BlobReader
 
@@ -84,8 +84,8 @@ def join_chunks(
     timeline = whole_timeline(res, chunks)
     part = out_path.with_name(out_path.name + ".part")
     try:
-        _write(reader, res, chunks, part, timeline, options)
-        facts = describe(part)
+        writer = _write(reader, res, chunks, part, timeline, options)
+        facts = describe(part, writer)
         os.replace(part, out_path)
     except av.FFmpegError as e:
         raise MediaError(f"joining the chunks failed: {e}", obj=str(chunks[0].path)) from e
@@ -142,7 +142,9 @@ def _write(
     part: Path,
     timeline: Timeline,
     options: EncodeOptions,
-) -> None:
+) -> ClipWriter:
+    """Write the joined clip into ``part``; returns the (closed) writer, which knows what
+    it was given (describe.py takes the output's facts from it)."""
     writer = ClipWriter(part, "mp4")
     try:
         _add_video(writer, chunks)
@@ -168,6 +170,7 @@ def _write(
         audio.finish(min(covered, timeline.end))
     finally:
         writer.close()
+    return writer
 
 
 def _add_video(writer: ClipWriter, chunks: Sequence[ChunkClip]) -> None:
@@ -176,6 +179,8 @@ def _add_video(writer: ClipWriter, chunks: Sequence[ChunkClip]) -> None:
         template = first.streams.video[0]
         extradata = bytes(template.codec_context.extradata or b"")
         stream = writer.out.add_stream_from_template(template)
+        codec = template.codec_context
+        writer.video_span, writer.size = Span(codec.name), (codec.width, codec.height)
     for chunk in chunks[1:]:
         with av.open(str(chunk.path)) as other:
             if bytes(other.streams.video[0].codec_context.extradata or b"") != extradata:
