@@ -78,9 +78,23 @@ def export_clip(
         raise
     if progress is not None:
         progress(1.0)
+    assert timeline.first is not None
+    return clip_result(out_path, facts, res, timeline, timeline.first, counts=counts)
+
+
+def clip_result(
+    out_path: Path,
+    facts: OutputFacts,
+    res: Resolution,
+    timeline: Timeline,
+    first_frame_time: float,
+    *,
+    counts: tuple[int, int],
+) -> ClipResult:
+    """A written clip's result: its facts, and what of the requested range it delivered.
+    ``counts``: frames copied and re-encoded."""
     requested_ms = round((res.end - res.start) * 1000)
     missing_ms = min(requested_ms, round(timeline.missing_seconds() * 1000))
-    assert timeline.first is not None
     return ClipResult(
         path=out_path,
         container=facts.container,
@@ -92,7 +106,7 @@ def export_clip(
         frame_count=facts.frame_count,
         size=facts.size,
         sha256=facts.sha256,
-        first_frame_time=timeline.first,
+        first_frame_time=first_frame_time,
         delivered_ms=requested_ms - missing_ms,
         missing_ms=missing_ms,
         gaps=timeline.gaps(),

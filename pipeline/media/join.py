@@ -36,6 +36,7 @@ import av
 
 from pipeline.errors import MediaError
 from pipeline.media.audio import AudioTrack
+from pipeline.media.clip import clip_result
 from pipeline.media.describe import describe
 from pipeline.media.encode import TICKS, TIME_BASE
 from pipeline.media.options import EncodeOptions
@@ -92,25 +93,9 @@ def join_chunks(
     finally:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
-    requested_ms = round((res.end - res.start) * 1000)
-    missing_ms = min(requested_ms, round(timeline.missing_seconds() * 1000))
-    return ClipResult(
-        path=out_path,
-        container=facts.container,
-        duration=facts.duration,
-        video_codec=facts.video_codec,
-        audio_codec=facts.audio_codec,
-        width=facts.width,
-        height=facts.height,
-        frame_count=facts.frame_count,
-        size=facts.size,
-        sha256=facts.sha256,
-        first_frame_time=chunks[0].first_frame_time,
-        delivered_ms=requested_ms - missing_ms,
-        missing_ms=missing_ms,
-        gaps=timeline.gaps(),
-        reencoded_frames=sum(c.reencoded_frames for c in chunks),
-    )
+    reencoded = sum(c.reencoded_frames for c in chunks)
+    first = chunks[0].first_frame_time
+    return clip_result(out_path, facts, res, timeline, first, counts=(0, reencoded))
 
 
 def whole_timeline(res: Resolution, chunks: Sequence[ChunkClip]) -> Timeline:

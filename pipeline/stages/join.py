@@ -21,7 +21,7 @@ import msgspec
 from pipeline.stages.chunks import ChunkFacts, chunk_count, chunk_keys
 from pipeline.stages.context import Publish, StageContext
 from pipeline.stages.events import facts, jsonable, status_event, upload_task
-from pipeline.stages.media import stage_file
+from pipeline.stages.media import stage_file, stage_image
 from pipeline.storage import is_s3, split_s3
 
 if TYPE_CHECKING:
@@ -65,16 +65,7 @@ async def join_step(
             "video/mp4",
             facts(clip) | {"chunks": chunk_count(chunk)},
         )
-        image = await ctx.io(
-            stage_file,
-            ctx.store,
-            req.job_id,
-            "image",
-            thumb.path,
-            req.image_key,
-            "image/jpeg",
-            facts(thumb),
-        )
+        image = await stage_image(ctx, req, thumb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()

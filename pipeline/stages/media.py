@@ -77,7 +77,7 @@ async def frame_step(ctx: StageContext, task: StageTask, publish: Publish) -> Up
         thumb = await ctx.cpu(
             "frame", grab_thumbnail, reader, res, work / "image.jpg", frames=frames
         )
-        art = await _stage_image(ctx, req, thumb)
+        art = await stage_image(ctx, req, thumb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()
@@ -85,7 +85,8 @@ async def frame_step(ctx: StageContext, task: StageTask, publish: Publish) -> Up
     return upload_task(req, artifacts=[art], timings=timings, lack_length_ms=task.lack_length_ms)
 
 
-async def _stage_image(ctx: StageContext, req: ExportRequest, thumb: Any) -> Artifact:
+async def stage_image(ctx: StageContext, req: ExportRequest, thumb: Any) -> Artifact:
+    """A job's JPEG into staging (the frame, transcode and join stages all end with one)."""
     return await ctx.io(
         stage_file,
         ctx.store,
@@ -170,7 +171,7 @@ async def transcode_step(ctx: StageContext, task: StageTask, publish: Publish) -
             content_type,
             facts(clip),
         )
-        image = await _stage_image(ctx, req, thumb)
+        image = await stage_image(ctx, req, thumb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     end = ctx.clock()
