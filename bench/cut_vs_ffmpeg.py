@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,11 +25,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
+from common import Judged, judge_clip, judge_thumb, run_child
 
-from pipeline.synthetic import ArchiveSpec, read_frame_index, write_dash
-
-Judged = tuple[int | None, int, bool]  # first frame index, frame count, correct
+from pipeline.synthetic import ArchiveSpec, write_dash
 
 
 @dataclass
@@ -40,48 +37,6 @@ class Run:
     first_frame: int | None
     frames: int
     ok: bool
-
-
-# A child's ru_maxrss starts at its parent's resident size (the forked copy of the parent's
-# memory counts until exec), and this process holds PyAV and the archive. So each command is
-# started from a tiny launcher process that reports the grandchild's own peak; what remains
-# is the launcher's ~10 MiB floor, the same for both sides.
-_LAUNCHER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the launcher's stdout carries the result
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-sys.stdout.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
-"""
-
-
-def run_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (MiB) of one command."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", _LAUNCHER, *cmd], capture_output=True, check=False
-    )
-    elapsed = time.perf_counter() - start
-    code, maxrss_kib = proc.stdout.decode().split()
-    if int(code) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
-    return elapsed, int(maxrss_kib) / 1024
-
-
-def judge_clip(path: Path, first: int, frames: int) -> Judged:
-    with av.open(str(path), options={"ignore_editlist": "1"}) as c:
-        indices = [read_frame_index(f) for f in c.decode(video=0)]
-    got_first = indices[0] if indices else None
-    return got_first, len(indices), got_first == first and len(indices) == frames
-
-
-def judge_thumb(path: Path, first: int) -> Judged:
-    with av.open(str(path)) as c:
-        frame = next(c.decode(video=0))
-    got = read_frame_index(frame)
-    return got, 1, got == first
 
 
 def measure(cmd: list[str], repeat: int) -> tuple[float, float]:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from tests.ingress.worker_process import (
     read_topic,
     spawn_worker,
     stop_worker,
+    transcodes_in_flight,
     wait_ready,
 )
 
@@ -70,12 +69,7 @@ class Worker:
         return self.proc.poll() is None
 
     def in_flight(self) -> int:
-        """mediaexport_transcodes_in_flight from this worker's /metrics."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-        found = re.search(r"^mediaexport_transcodes_in_flight (\S+)$", text, re.MULTILINE)
-        assert found, text
-        return int(float(found.group(1)))
+        return transcodes_in_flight(self.url)
 
 
 @pytest.fixture(scope="module")

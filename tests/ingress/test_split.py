@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.ingress.worker_process import (
     read_topic,
     spawn_worker,
     stop_worker,
+    transcodes_in_flight,
     wait_ready,
 )
 
@@ -59,11 +59,7 @@ class Worker:
     log: Path
 
     def in_flight(self) -> int:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-        found = re.search(r"^mediaexport_transcodes_in_flight (\S+)$", text, re.MULTILINE)
-        assert found, text
-        return int(float(found.group(1)))
+        return transcodes_in_flight(self.url)
 
     def transcoded(self, job: str) -> list[int]:
         """The chunks of ``job`` this worker transcoded (and stored) itself."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -190,3 +191,12 @@ def changelog_values(bootstrap: str, topic: str, key: str, timeout: float) -> li
         return values
 
     return asyncio.run(read())
+
+
+def transcodes_in_flight(url: str) -> int:
+    """mediaexport_transcodes_in_flight from the /metrics of the worker at ``url``."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    found = re.search(r"^mediaexport_transcodes_in_flight (\S+)$", text, re.MULTILINE)
+    assert found, text
+    return int(float(found.group(1)))
