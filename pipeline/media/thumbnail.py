@@ -10,8 +10,9 @@ the frame is the leading picture of the keyframe that starts the segment after t
 window holds it: ``Resolution.postroll`` is fetched then, after the window's segments.
 
 With a ``frames`` shelf (the worker's cache, ``StageContext.frames``), the segment's packets
-and the pictures decoded from them stay in memory (:class:`DecodedSegment`): a second
-thumbnail of a picture already decoded is a JPEG encode, with no read and no decode.
+and the pictures decoded from them stay in memory (``decoded_gop.DecodedSegment``): a second
+thumbnail of a picture already decoded is a JPEG encode, with no read and no decode, and
+one later in the same GOP continues on the decoder parked where the last one stopped.
 Pictures are decoded from the keyframe to the wanted one only, skipping the non-reference
 pictures before it (``skip_frame``), which nothing after them can need.
 
@@ -25,9 +26,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,20 +35,14 @@ from typing import TYPE_CHECKING
 import av
 from av.video.reformatter import VideoReformatter
 
-from pipeline.cache_reads import check_readable
 from pipeline.errors import MediaError
 from pipeline.manifest import RangeRequest, resolve
 from pipeline.manifest.request import MAX_DURATION_MS
+from pipeline.media.decoded_gop import cached_segment, load_video, span
 from pipeline.media.encode import TICKS, new_decoder, packet
 from pipeline.media.placement import Placement
 from pipeline.media.results import ThumbnailResult
-from pipeline.media.source import (
-    SegmentFetcher,
-    SegmentUnusable,
-    TimedPacket,
-    TrackDemuxer,
-    leading_wanted,
-)
+from pipeline.media.source import SegmentFetcher, TimedPacket, TrackDemuxer, leading_wanted
 from pipeline.media.timeline import EPS, HOLE_EPS, Timeline
 from pipeline.model import Resolution, SegmentRef
 from pipeline.storage import BlobReader, file_sha256
@@ -57,9 +51,6 @@ if TYPE_CHECKING:
     from pipeline.cache import Shelf
 
 THUMBNAIL_WINDOW_MS = 1000  # a thumbnail needs the frame at StartPos only
-# One segment's pictures take at most this fraction of the pictures' budget, so the GOPs of
-# the last few thumbnails stay (at 1080p and 256 MiB: ~20 pictures each), not one GOP whole.
-SEGMENTS_KEPT = 3
 
 
 def resolve_thumbnail_point(
@@ -141,7 +132,7 @@ def _grab(
     demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
     earlier: list[TimedPacket] | None = None  # the previous segment's packets, if loaded
     for ref in refs:
-        packets, codec = _load(demuxer, ref, out_of_turn=ref is res.postroll)
+        packets, codec = load_video(demuxer, ref, out_of_turn=ref is res.postroll)
         if leading_wanted(packets, res.start):
             # The frame is an open-GOP leading picture: its references are in the segment
             # before, which must be decoded first (from its last keyframe on).
@@ -153,7 +144,7 @@ def _grab(
                     obj=ref.url,
                 )
             if earlier is None:
-                earlier = _load(demuxer, before, out_of_turn=True)[0]
+                earlier = load_video(demuxer, before, out_of_turn=True)[0]
             packets = earlier + packets
         frame = _first_frame_at(packets, codec, res.start, ref, frame_threads)
         if frame is not None:
@@ -163,20 +154,6 @@ def _grab(
         f"no frame at or after {res.start:.3f}s in the archive",
         obj=res.video[0].url if res.video else res.manifest,
     )
-
-
-def _load(
-    demuxer: TrackDemuxer, ref: SegmentRef, *, out_of_turn: bool = False
-) -> tuple[list[TimedPacket], str]:
-    """A segment's packets; ``out_of_turn`` (the pre- or postroll) on the clock learnt."""
-    try:
-        seg = demuxer.load_out_of_turn(ref) if out_of_turn else demuxer.load(ref)
-    except SegmentUnusable as e:
-        raise MediaError(
-            f"cannot read the segment holding the thumbnail: {e.detail}", obj=ref.url
-        ) from e
-    assert seg.video_info is not None
-    return seg.video, seg.video_info.codec
 
 
 def _previous(res: Resolution, ref: SegmentRef) -> SegmentRef | None:
@@ -192,29 +169,12 @@ def _previous(res: Resolution, ref: SegmentRef) -> SegmentRef | None:
     return before
 
 
-def _span(packets: list[TimedPacket], start: float) -> tuple[int, int | None]:
-    """The last keyframe at or before the wanted frame, and the wanted frame (decode-order
-    indices; None when no frame of ``packets`` is at or after ``start``)."""
-    begin = 0
-    for i, p in enumerate(packets):
-        if p.key and p.pts <= start + EPS:
-            begin = i
-    # Only pictures before the wanted one in decode order can be its references, so the
-    # packets after it need no decoding (most of a 2 s segment when the frame is early).
-    wanted = min(
-        (i for i in range(begin, len(packets)) if packets[i].pts >= start - EPS),
-        key=lambda i: packets[i].pts,
-        default=None,
-    )
-    return begin, wanted
-
-
 def _first_frame_at(
     packets: list[TimedPacket], codec: str, start: float, ref: SegmentRef, threads: bool
 ) -> av.VideoFrame | None:
     if not packets or not any(p.pts >= start - EPS for p in packets):
         return None
-    begin, wanted = _span(packets, start)
+    begin, wanted = span(packets, start)
     best: av.VideoFrame | None = None
     if wanted is not None:
         target = round(packets[wanted].pts * TICKS)
@@ -272,81 +232,6 @@ def _decoded(
         raise MediaError(
             f"cannot decode the segment holding the thumbnail: {e}", obj=ref.url
         ) from e
-
-
-def cached_segment(frames: Shelf[object], reader: BlobReader, ref: SegmentRef) -> DecodedSegment:
-    """``ref``'s entry on the shelf, demuxed (and put there) if it is not there yet.
-
-    The reader's confinement check runs for a cached entry too: an archive whose reader
-    refuses the segment's location never gets its pictures.
-    """
-    key: Hashable = (ref, ref.run_head)  # run_head is no part of SegmentRef's equality
-    entry = frames.get(key)
-    if isinstance(entry, DecodedSegment):
-        check_readable(reader, ref.url)
-        if ref.init_url is not None:
-            check_readable(reader, ref.init_url)
-        return entry
-    demuxer = TrackDemuxer(SegmentFetcher(reader), want_video=True, want_audio=False)
-    packets, codec = _load(demuxer, ref)
-    entry = DecodedSegment(key, ref, packets, codec)
-    frames.put(key, entry, entry.size)
-    return entry
-
-
-@dataclass(eq=False)
-class DecodedSegment:
-    """A segment's video packets (archive-timed, decode order) and the pictures decoded
-    from them so far, by pts (ticks); shared by the threads of one worker."""
-
-    key: Hashable
-    ref: SegmentRef
-    packets: list[TimedPacket]
-    codec: str
-    pictures: dict[int, av.VideoFrame] = field(default_factory=dict)
-    decodes: int = 0  # decoder runs so far (tests count them)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def size(self) -> int:
-        """Bytes held: the packets and the decoded pictures' planes."""
-        held = sum(len(p.data) for p in self.packets)
-        return held + sum(_picture_bytes(f) for f in self.pictures.values())
-
-    def picture_at(self, start: float, frames: Shelf[object]) -> av.VideoFrame | None:
-        """The first picture at or after ``start``, decoded unless it was already; None
-        when this segment alone cannot give it (the caller's general path then does)."""
-        if leading_wanted(self.packets, start):
-            return None  # its references are in the segment before
-        begin, wanted = _span(self.packets, start)
-        if wanted is None:
-            return None
-        target = round(self.packets[wanted].pts * TICKS)
-        with self._lock:
-            if target not in self.pictures:
-                run = self.packets[begin : wanted + 1]
-                self.decodes += 1
-                for frame in _decoded(run, self.codec, self.ref, skip=True):
-                    if frame.pts is not None and not frame.is_corrupt:
-                        self.pictures.setdefault(frame.pts, frame)
-                self._trim(frames.budget // SEGMENTS_KEPT, target)
-                frames.resize(self.key, self.size)
-            return self.pictures.get(target)
-
-    def _trim(self, budget: int, target: int) -> None:
-        """Drop the earliest pictures but the wanted one until the entry fits ``budget``:
-        the pictures just before the one served are the likeliest to be asked for next
-        (a viewer stepping back from it), the GOP's first ones the least."""
-        size = self.size
-        for pts in sorted(self.pictures):
-            if size <= budget:
-                return
-            if pts != target:
-                size -= _picture_bytes(self.pictures.pop(pts))
-
-
-def _picture_bytes(frame: av.VideoFrame) -> int:
-    return sum(plane.buffer_size for plane in frame.planes)
 
 
 def _write_jpeg(

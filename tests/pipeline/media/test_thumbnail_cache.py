@@ -11,6 +11,7 @@ from typing import Any
 import av
 import pytest
 
+import pipeline.media.decoded_gop as decoded_gop
 import pipeline.media.thumbnail as thumbnail
 from pipeline.archive import ConfinedReader
 from pipeline.cache import MediaCache
@@ -60,6 +61,7 @@ def decoders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(codec)
 
     monkeypatch.setattr(thumbnail, "new_decoder", counting)
+    monkeypatch.setattr(decoded_gop, "new_decoder", counting)
     return made
 
 
@@ -79,7 +81,7 @@ def test_a_second_picture_of_the_segment_is_a_jpeg_encode(
     # Frame 12 lies before the one served: decoded already, unless it was skipped (a
     # non-reference picture), which the pictures kept say.
     (segment,) = [e for e, _ in cache.frames._entries.values()]
-    assert isinstance(segment, thumbnail.DecodedSegment)
+    assert isinstance(segment, decoded_gop.DecodedSegment)
     kept = sorted(round(t * 25 / 90_000) for t in segment.pictures)
     again = next(i for i in kept if i < 40)
     second = grab_thumbnail(
@@ -130,7 +132,7 @@ def test_skipping_non_reference_pictures_decodes_fewer(
     out = grab_thumbnail(cache.reader(Blobs(), None), res, tmp_path / "t.jpg", frames=frames)
     assert index_of(out.path) == 45
     ((segment, _),) = cache.frames._entries.values()
-    assert isinstance(segment, thumbnail.DecodedSegment)
+    assert isinstance(segment, decoded_gop.DecodedSegment)
     assert len(segment.pictures) < 46  # some of frames 0..45 were never decoded
 
 
@@ -145,8 +147,8 @@ def test_pictures_stay_within_their_budget(make_archive: MakeArchive, tmp_path: 
         assert index_of(out.path) == index
         assert cache.frames.used <= cache.frames.budget
         for segment, size in cache.frames._entries.values():
-            assert size <= cache.frames.budget // thumbnail.SEGMENTS_KEPT
-            assert isinstance(segment, thumbnail.DecodedSegment) and segment.pictures
+            assert size <= cache.frames.budget // decoded_gop.SEGMENTS_KEPT
+            assert isinstance(segment, decoded_gop.DecodedSegment) and segment.pictures
     assert cache.frames.stats.evictions > 0  # the first segment's entry went, and came back
 
 
