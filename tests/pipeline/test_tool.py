@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,28 @@ def test_console_entry_point_runs(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0 and "--start-pos" in proc.stdout
+
+
+def test_a_thumb_process_flushes_its_line_and_exit_status_before_it_ends(
+    dash_archive: Path, tmp_path: Path
+) -> None:
+    # The process ends itself after an offline command (service.cli.main): its JSON line
+    # must still arrive on a piped (block-buffered) stdout, and a refusal must still say 2.
+    spec = archive_spec(dash_archive)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    base = [sys.executable, "-m", "service.cli", "thumb"]
+    ok = subprocess.run(
+        [*base, str(dash_archive), "--start-pos", str(spec.start_pos_ms(30)), "-o",
+         str(tmp_path / "t.jpg")],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["path"] == str(tmp_path / "t.jpg")
+    with av.open(str(tmp_path / "t.jpg")) as c:
+        assert read_frame_index(next(c.decode(video=0))) == 30
+    refused = subprocess.run(
+        [*base, str(tmp_path / "none.mpd"), "--start-pos", "1", "-o", str(tmp_path / "u.jpg")],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("mediaexport: error:")
