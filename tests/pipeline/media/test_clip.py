@@ -278,14 +278,14 @@ def test_other_layouts_smart_cut(
     assert result.copied_frames == 50
 
 
-@pytest.mark.parametrize("codec", ["h264", "hevc"])
+@pytest.mark.parametrize(("codec", "suffix"), [("h264", "mp4"), ("h264", "ts"), ("hevc", "mp4")])
 def test_smart_cut_copies_the_tail_without_b_frames(
-    make_archive: MakeArchive, tmp_path: Path, codec: str
+    make_archive: MakeArchive, tmp_path: Path, codec: str, suffix: str
 ) -> None:
     # Without B-frames the tail's frames 100-111 are the first packets of GOP 100 in decode
     # order: they are copied, and only the head (37-49) is re-encoded.
     manifest = make_archive("dash", bframes=0, codec=codec)
-    result = cut(manifest, tmp_path, 0)
+    result = cut(manifest, tmp_path, 0, suffix=suffix)
     check_frames(result, list(range(FIRST, FIRST + COUNT)), Fraction(25))
     check_audio(result, archive_spec(manifest), COUNT)
     assert (result.copied_frames, result.reencoded_frames) == (62, 13)
