@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The children run this checkout's code whatever the installed (editable) package points at.
 CHILD_ENV = {"PYTHONPATH": str(ROOT)}
 TARGET = 3.0
+LOSSLESS = 99.0  # the PSNR reported for identical planes
 
 
 def main() -> int:
@@ -129,8 +130,9 @@ def edge_quality(
     number of those frames, and their bytes.
 
     The re-encoded frames are the head (up to the output's second keyframe, the first copied
-    one) and the tail (from the last keyframe on, an IDR of the tail's encoder); the source
-    frames are decoded from the first and last segment of the range."""
+    one) and the tail (from the last keyframe on, an IDR of the tail's encoder) unless the
+    tail was copied (its frames then decode identical to the source's); the source frames
+    are decoded from the first and last segment of the range."""
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         packets = [p for p in c.demux(stream) if p.size]
@@ -139,10 +141,13 @@ def edge_quality(
     head = packets[: keys[1]]
     tail = packets[keys[-1] :] if keys[-1] > keys[1] else []
     source = source_frames(mpd, start_pos, duration_ms)
-    psnr = [
-        _psnr(y_plane(f), source[read_frame_index(f)])
-        for f in decode(codec, record, head) + decode(codec, record, tail)
+    psnr = [_psnr(y_plane(f), source[read_frame_index(f)]) for f in decode(codec, record, head)]
+    tail_psnr = [
+        _psnr(y_plane(f), source[read_frame_index(f)]) for f in decode(codec, record, tail)
     ]
+    if tail_psnr and all(x == LOSSLESS for x in tail_psnr):
+        tail, tail_psnr = [], []  # copied, not re-encoded
+    psnr += tail_psnr
     return psnr, len(psnr), sum(p.size for p in head + tail)
 
 
@@ -175,7 +180,7 @@ def y_plane(f: av.VideoFrame) -> np.ndarray:
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a - b) ** 2).mean())
-    return 99.0 if mse == 0 else 10 * float(np.log10(255**2 / mse))
+    return LOSSLESS if mse == 0 else 10 * float(np.log10(255**2 / mse))
 
 
 # -- phase breakdown ------------------------------------------------------------------------

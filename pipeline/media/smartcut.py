@@ -9,8 +9,11 @@ pictures (presented before their keyframe) belong to the keyframe's GOP.
   size and pixel format, no B-frames).  If that first copied GOP has leading pictures,
   the head decoder also gets it, and its leading pictures are dropped from the copy.
 - Middle: every GOP whose pictures all present before the end is copied as is.
-- Tail: the first GOP with a picture at or past the end is decoded (after the previous
-  GOP when its leading pictures need it) and its frames before the end are re-encoded.
+- Tail: the first GOP with a picture at or past the end.  When its pictures before the
+  end are a decode-order prefix of it (always so without B-frames), they are copied: each
+  references only pictures before it in decode order, so they decode as in the source and
+  the clip merely ends early in the GOP.  Otherwise it is decoded (after the previous GOP
+  when its leading pictures need it) and its frames before the end are re-encoded.
   When the end falls on a GOP boundary there is nothing to re-encode.
 
 ``plan_gop`` makes that decision for one GOP, from the GOP, the timeline and where the
@@ -52,7 +55,7 @@ class GopPlan:
 
     reencode: tuple[TimedPacket, ...]  # decode these and re-encode their frames ...
     upto: float  # ... presented before this archive time (after the last one written)
-    copy: bool  # then copy the GOP
+    copy: bool  # then copy the GOP (the pictures presented before the end)
     drop_leading: bool  # without its leading pictures: a copy run starts on its keyframe
     then: Literal["next", "done", "resume"]  # resume: start over like a clip after a hole
 
@@ -89,6 +92,8 @@ def plan_gop(
     after = last_time if last_time is not None else tl.start - EPS
     if not any(p.pts > after + EPS and tl.wanted(p.pts) for p in gop):
         return GopPlan((), tl.end, False, False, then)
+    if not after_hole and _prefix_before_end(gop, tl):
+        return GopPlan((), tl.end, True, False, "done")
     # The tail; its leading pictures reference the GOP copied before it.
     refs = prev_gop if not after_hole and any(_leading(p, key) for p in gop) else ()
     return GopPlan((*refs, *gop), tl.end, False, False, then)
@@ -107,6 +112,18 @@ def _copyable(gop: Sequence[TimedPacket], tl: Timeline, *, drop_leading: bool) -
         for p in gop
         if not (drop_leading and _leading(p, key))
     )
+
+
+def _prefix_before_end(gop: Sequence[TimedPacket], tl: Timeline) -> bool:
+    """Whether the GOP's pictures presented before the end come first in decode order (and
+    none lies in a hole): copied alone, each still has every picture it references, which
+    precede it in decode order and are before the end too.  Leading pictures reference the
+    GOP copied just before, as when the whole GOP is copied."""
+    if any(tl.in_hole(p.pts) for p in gop):
+        return False
+    before = [p.pts < tl.end - EPS for p in gop]
+    cut = before.index(False) if False in before else len(before)
+    return not any(before[cut:])
 
 
 def _resumes_after_hole(gop: Sequence[TimedPacket], tl: Timeline) -> bool:
@@ -259,9 +276,9 @@ class SmartCutter:
             self._copy(gop, drop_leading=plan.drop_leading)
             self.pre, self.prev_gop = [], gop
             self.copying, self.after_hole = True, False
-        elif plan.then == "done":
+        if plan.then == "done":
             self.phase = "done"
-        else:
+        elif plan.then == "resume":
             self.phase, self.copying = "seek", False
             self.pre, self.prev_gop = [], []
             self.after_hole = self.await_key = True
@@ -271,9 +288,10 @@ class SmartCutter:
         if drop_leading:
             self.run = opengop.CopyRun() if self.info.codec == "h264" else None
         shift = key.pts - self.placement.out_seconds(key.pts)
+        end = self.timeline.end - EPS
         for p in gop:
-            if drop_leading and _leading(p, key):
-                continue
+            if (drop_leading and _leading(p, key)) or p.pts >= end:
+                continue  # past the end: the tail copies the GOP's pictures before it
             data = p.data
             if self.run is not None:
                 data = self.run.first(data) if p is key and drop_leading else self.run.next(data)

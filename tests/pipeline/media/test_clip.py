@@ -265,7 +265,6 @@ def test_to_dict_is_json_ready(make_archive: MakeArchive, tmp_path: Path) -> Non
         ("dash", {"layout": "template-duration"}),
         ("dash", {"layout": "segment-list"}),
         ("dash", {"gop_frames": 25}),  # two GOPs per segment
-        ("dash", {"bframes": 0}),
         ("hls", {"container": "fmp4"}),  # EXT-X-MAP video, separate audio rendition
     ],
 )
@@ -277,6 +276,19 @@ def test_other_layouts_smart_cut(
     check_frames(result, list(range(FIRST, FIRST + COUNT)), Fraction(25))
     check_audio(result, archive_spec(manifest), COUNT)
     assert result.copied_frames == 50
+
+
+@pytest.mark.parametrize(("codec", "suffix"), [("h264", "mp4"), ("h264", "ts"), ("hevc", "mp4")])
+def test_smart_cut_copies_the_tail_without_b_frames(
+    make_archive: MakeArchive, tmp_path: Path, codec: str, suffix: str
+) -> None:
+    # Without B-frames the tail's frames 100-111 are the first packets of GOP 100 in decode
+    # order: they are copied, and only the head (37-49) is re-encoded.
+    manifest = make_archive("dash", bframes=0, codec=codec)
+    result = cut(manifest, tmp_path, 0, suffix=suffix)
+    check_frames(result, list(range(FIRST, FIRST + COUNT)), Fraction(25))
+    check_audio(result, archive_spec(manifest), COUNT)
+    assert (result.copied_frames, result.reencoded_frames) == (62, 13)
 
 
 def test_range_past_the_end_reports_the_missing_part(

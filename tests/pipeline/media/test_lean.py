@@ -88,15 +88,29 @@ def test_tail_reencode_decodes_only_up_to_the_end(
     spec = archive_spec(manifest)
     counts: list[int] = []
     monkeypatch.setattr(edge, "new_decoder", lambda codec: CountingDecoder(codec, counts))
-    # Frames 10..109: head 10-49 re-encoded, 50-99 copied, tail 100-109 re-encoded.
-    res = resolve_frames(manifest, spec, 10, 100)
+    # Frames 10..110: head 10-49 re-encoded, 50-99 copied, tail 100-110 re-encoded (B 110
+    # is decoded after P 112, so the tail's wanted pictures are no decode-order prefix).
+    res = resolve_frames(manifest, spec, 10, 101)
     result = export_clip(Blobs(), res, tmp_path / "c.mp4", export_type=0)
-    assert decode(result.path).indices == list(range(10, 110))
-    assert (result.copied_frames, result.reencoded_frames) == (50, 50)
+    assert decode(result.path).indices == list(range(10, 111))
+    assert (result.copied_frames, result.reencoded_frames) == (50, 51)
     head, tail = counts
     # The GOP 0-49 from its keyframe, less the non-reference pictures shown before frame 10.
     assert 50 - spec.bframes * 10 // 3 <= head < 50
-    assert 10 <= tail <= 10 + spec.bframes  # not the whole GOP 100-149
+    assert 11 <= tail <= 11 + spec.bframes  # not the whole GOP 100-149
+
+
+def test_tail_copied_without_b_frames_decodes_nothing(
+    make_archive: MakeArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = make_archive("dash", bframes=0)
+    counts: list[int] = []
+    monkeypatch.setattr(edge, "new_decoder", lambda codec: CountingDecoder(codec, counts))
+    res = resolve_frames(manifest, archive_spec(manifest), 10, 100)
+    result = export_clip(Blobs(), res, tmp_path / "c.mp4", export_type=0)
+    assert decode(result.path).indices == list(range(10, 110))
+    assert (result.copied_frames, result.reencoded_frames) == (60, 40)
+    assert len(counts) == 1  # the head's decoder only: frames 100-109 are copied
 
 
 @pytest.mark.parametrize(

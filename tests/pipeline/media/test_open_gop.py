@@ -155,13 +155,36 @@ def test_plan_middle_gop_is_copied_whole() -> None:
 
 
 def test_plan_tail_decodes_the_gop_before_for_its_leading_pictures() -> None:
-    tl = Timeline(37 / 25, 1537 / 25)
+    # The clip ends on keyframe 1500: only its leading picture 1499, decoded after it, is
+    # wanted, so the wanted pictures are no decode-order prefix and cannot be copied.
+    tl = Timeline(37 / 25, 1500 / 25)
     prev, gop = _gop(1450, 1), _gop(1500, 1)
     plan = plan_gop(
         gop, tl, copying=True, after_hole=False, pre=[], prev_gop=prev, last_time=1498 / 25
     )
     assert not plan.copy and plan.then == "done" and plan.upto == tl.end
     assert plan.reencode == (*prev, *gop)
+
+
+def test_plan_tail_copies_the_pictures_before_the_end_that_lead_in_decode_order() -> None:
+    # Decode order 1500, 1499, 1501 ... 1548: the wanted 1499-1536 come first.
+    tl = Timeline(37 / 25, 1537 / 25)
+    prev, gop = _gop(1450, 1), _gop(1500, 1)
+    plan = plan_gop(
+        gop, tl, copying=True, after_hole=False, pre=[], prev_gop=prev, last_time=1498 / 25
+    )
+    assert plan.copy and plan.then == "done" and plan.reencode == ()
+
+
+def test_plan_tail_reencodes_when_a_later_picture_is_decoded_before_a_wanted_one() -> None:
+    # B-frames: P 1504 is decoded before B 1502, 1501, 1503; the clip ends before 1504.
+    tl = Timeline(37 / 25, 1504 / 25)
+    order = [1500, 1504, 1502, 1501, 1503, *range(1505, 1550)]
+    gop = [TimedPacket(b"", k / 25, k / 25, 0.04, k == 1500) for k in order]
+    plan = plan_gop(
+        gop, tl, copying=True, after_hole=False, pre=[], prev_gop=_gop(1450, 0), last_time=1499 / 25
+    )
+    assert not plan.copy and plan.then == "done" and plan.reencode == tuple(gop)
 
 
 @pytest.mark.parametrize("export_type", [0, 1])
