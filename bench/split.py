@@ -37,7 +37,9 @@ from common import bench_archive, exact, goal, judge_clip, median
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_FRAME = 125  # 5 s into the archive
 GOAL_RATIO = 1.7
-READY_S = 120  # a worker not ready by then is stuck (seen once: a group join that hung)
+# A worker whose start stalls exits by itself after 60 s, naming the wait (service/startup.py;
+# seen: a group join that Tansu never completed, bench/repro_restart.py); this is the backstop.
+READY_S = 120
 # Between runs: longer than the session timeout (6 s), so the group has dropped the members
 # of the run before when the next run's workers join (a join 2 s after a stop hung once).
 SETTLE_S = 10.0
@@ -71,7 +73,10 @@ def spawn(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Popen[
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("ready "):
         proc.kill()
-        raise SystemExit(f"{name} did not start: {line!r}; see {logs / (name + '.log')}")
+        why = [t for t in (logs / f"{name}.log").read_text().splitlines() if " start: " in t]
+        raise SystemExit(
+            f"{name} did not start: {line!r} {why[-1:] or ''}; see {logs / (name + '.log')}"
+        )
     return proc, f"http://127.0.0.1:{port}"
 
 

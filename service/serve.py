@@ -203,11 +203,24 @@ def build_worker(
     pipe.local.on_sent(STATUS, replica.fold_sent)
 
     stopping = _Stopping()
+    ready = asyncio.Event()  # the ready line is out (or the worker stops): the watch ends
 
     class ServiceWorker(faust.Worker):
+        async def on_start(self) -> None:
+            await super().on_start()
+            self.add_future(self._watch_start())
+
+        async def _watch_start(self) -> None:
+            from service.startup import STALL_S, watch_start
+
+            what = await watch_start(self.app, ready, stall_s=STALL_S)
+            if what and not stopping.draining:
+                _give_up_start(self, f"no progress for {STALL_S:.0f} s waiting for {what}")
+
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
             if self._shutdown_immediately:
+                ready.set()
                 return
             await pipe.declare_topics()
             restored: list[str] = []
@@ -224,6 +237,7 @@ def build_worker(
                 f"kafka={bootstrap} data={data}",
                 flush=True,
             )
+            ready.set()
 
         def install_signal_handlers(self) -> None:
             # mode's own SIGINT handler writes a banner to stderr before it schedules the
@@ -248,6 +262,7 @@ def build_worker(
             # Before the agents stop (mode stops children after on_stop): the accepted jobs
             # still run while the ingress refuses new ones.  Only a signal drains; a worker
             # that stops because it crashed has nobody left to finish them.
+            ready.set()
             if stopping.draining:
                 await _drain(ingress, settings, stopping.abort)
             await ingress.stop()
@@ -265,6 +280,27 @@ def build_worker(
     )
     worker.spinner = None  # the one line on stdout is the ready line
     return worker
+
+
+EXIT_GRACE_S = 30.0  # a stalled start's stop may itself hang on the stuck step
+
+
+def _give_up_start(worker: Any, reason: str) -> None:
+    """Stop a worker whose start stalled, exiting 1 with ``reason`` on stderr."""
+    import os
+
+    from service.startup import StartupStalled
+
+    log.error("start: %s; exiting", reason)
+    worker.crash_reason = StartupStalled(reason)  # re-raised by mode after the stop: exit 1
+    worker._shutdown_immediately = True  # private to mode/faust, as in _stop_signal
+    worker._schedule_shutdown(signal.SIGTERM)
+
+    def hard_exit() -> None:
+        log.error("start: the stop did not finish in %.0f s; exiting now", EXIT_GRACE_S)
+        os._exit(1)
+
+    worker.loop.call_later(EXIT_GRACE_S, hard_exit)
 
 
 @dataclass

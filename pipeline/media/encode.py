@@ -112,8 +112,12 @@ def edge_encoder(info: VideoInfo, options: EncodeOptions) -> av.VideoCodecContex
     return ctx
 
 
-def new_decoder(codec: str, *, whole_clip: bool = False) -> av.VideoCodecContext:
+def new_decoder(codec: str, *, whole_clip: bool = False, threads: int = 0) -> av.VideoCodecContext:
     """A video decoder; frame threads only where it decodes a whole clip.
+
+    ``threads`` (EXPORT_ENCODE_THREADS; 0: libavcodec's choice) 1 makes the decoder one
+    thread: a worker told to use one encoder thread used ~1.3 cores with a frame-threaded
+    decoder beside it, so two such workers on 2 cores competed (issue 8, goal 5).
 
     Frame threading (AUTO) delays every output by a frame per thread and keeps a context
     and frame pool per thread.  For at most a GOP (a thumbnail, a smart-cut edge, beside
@@ -123,6 +127,8 @@ def new_decoder(codec: str, *, whole_clip: bool = False) -> av.VideoCodecContext
     ctx = av.CodecContext.create(codec, "r")
     assert isinstance(ctx, av.VideoCodecContext)
     ctx.thread_type = "AUTO" if whole_clip else "SLICE"
+    if threads == 1:
+        ctx.thread_count = 1
     return ctx
 
 

@@ -45,7 +45,8 @@ class Transcoder:
         encoder = writer.add_encoded_video(codec, info, options)
         open_whole_clip(encoder)
         self.encoder = EncoderThread(self, encoder, info.width, info.height)
-        self.decoder = new_decoder(info.codec, whole_clip=True)
+        self.threads = options.threads
+        self.decoder = new_decoder(info.codec, whole_clip=True, threads=self.threads)
         self.placement = Placement(timeline)
         self.done = False
         self.encoded = 0
@@ -81,7 +82,7 @@ class Transcoder:
     def hole(self) -> None:
         """The next segment does not continue this one: drain and restart the decoder."""
         self._emit(self.decoder.decode(None))
-        self.decoder = new_decoder(self.info.codec, whole_clip=True)
+        self.decoder = new_decoder(self.info.codec, whole_clip=True, threads=self.threads)
         self.after_hole, self.run = True, None
 
     def _input(self, p: TimedPacket) -> bytes | None:
