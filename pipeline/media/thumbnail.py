@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import av
 from av.video.reformatter import VideoReformatter
 
+from pipeline.cache import owned_picture
 from pipeline.cache_reads import check_readable
 from pipeline.errors import MediaError
 from pipeline.manifest import RangeRequest, resolve
@@ -326,10 +327,16 @@ class DecodedSegment:
             if target not in self.pictures:
                 run = self.packets[begin : wanted + 1]
                 self.decodes += 1
+                decoded: dict[int, av.VideoFrame] = {}
                 for frame in _decoded(run, self.codec, self.ref, skip=True):
                     if frame.pts is not None and not frame.is_corrupt:
-                        self.pictures.setdefault(frame.pts, frame)
+                        decoded.setdefault(frame.pts, frame)
+                self.pictures = decoded | self.pictures  # those already kept stay
                 self._trim(frames.budget // SEGMENTS_KEPT, target)
+                # Kept ones leave the decoder's pool: the cache holds what it counts.
+                for pts in decoded.keys() & self.pictures.keys():
+                    if self.pictures[pts] is decoded[pts]:
+                        self.pictures[pts] = owned_picture(decoded[pts])
                 frames.resize(self.key, self.size)
             return self.pictures.get(target)
 
