@@ -39,8 +39,12 @@ from pipeline.synthetic import ArchiveSpec
 ROOT = Path(__file__).resolve().parent.parent
 FLAT_TARGET = 1.1  # long/short peak RSS
 GROWTH_TARGET = 0.05  # RSS growth of `up` from half-way to the end
-# The documented bound (README, Performance: Memory): `up` after 500 sequential jobs.
-UP_RSS_BOUND_MIB = 500
+# The documented bound (README, Performance: Memory) on `up`'s peak over 500 sequential
+# jobs: its peak without the worker cache (474 MiB measured, a type 1 job's transcode on top
+# of the imports) plus the cache's budget (EXPORT_CACHE_MB, 256 by default), which is true
+# memory since pictures leave their decoder's pool and glibc's mmap threshold stays fixed.
+NO_CACHE_PEAK_MIB = 474
+CACHE_MB = 256
 ARCHIVE_S = 190
 LIVE_PATH = f"archive-{ARCHIVE_S}s/stream.mpd"
 OFFSET_FRAMES = 112  # clips start 12 frames after the third keyframe (GOP 50)
@@ -138,6 +142,7 @@ def start_up(
     from service.broker import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORT_")}
+    env["EXPORT_CACHE_MB"] = str(CACHE_MB)  # the budget the bound counts (--env overrides)
     env |= {"PYTHONPATH": str(ROOT), "EXPORT_ARCHIVE_URL": str(work.resolve())}
     env |= dict(item.split("=", 1) for item in env_extra)
     cmd = [sys.executable, __file__, "serve", "--port", str(free_port()), "--data-dir", str(data)]
@@ -233,7 +238,8 @@ def soak(args: argparse.Namespace, spec: ArchiveSpec) -> None:
         finally:
             proc.terminate()
             proc.wait(120)
-    report(curve, jobs)
+    budget = dict(item.split("=", 1) for item in args.env).get("EXPORT_CACHE_MB", CACHE_MB)
+    report(curve, jobs, NO_CACHE_PEAK_MIB + int(budget))
     if traced:
         show_growth(*traced)
 
@@ -279,14 +285,14 @@ def drive(
     return curve, (first, snapshot(proc, snaps, 2))
 
 
-def report(curve: list[Sample], jobs: int) -> None:
+def report(curve: list[Sample], jobs: int, bound_mib: int) -> None:
     end, peak = curve[-1][1], curve[-1][2]
     half = min(curve, key=lambda s: abs(s[0] - jobs / 2))
     goal(
         f"memory `up` peak RSS over {jobs} jobs",
         f"{peak:.0f} MiB (start {curve[0][1]:.0f}, end {end:.0f}, broker {curve[-1][3]:.0f})",
-        f"≤ {UP_RSS_BOUND_MIB} MiB",
-        peak <= UP_RSS_BOUND_MIB,
+        f"≤ {bound_mib} MiB (no-cache {NO_CACHE_PEAK_MIB} + cache budget)",
+        peak <= bound_mib,
     )
     # The peak only rises on a new high: flat from half-way on means it levelled off.
     growth = peak / half[2] - 1
