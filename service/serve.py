@@ -165,7 +165,9 @@ def run_worker(
 ) -> int:
     """Run agents + ingress until a signal; returns the exit status."""
     from pipeline.auth import session_check_for
+    from pipeline.cache import return_freed_memory
 
+    return_freed_memory()  # before any picture: the cache's budget is then what RSS holds
     log.warning("%s", session_check_for(settings).startup_message())
     worker = build_worker(settings, bootstrap, loglevel=loglevel, journal=journal)
     try:
