@@ -19,7 +19,6 @@ every child compile the modules it imports (~0.1 s).
 from __future__ import annotations
 
 import argparse
-import compileall
 import io
 import json
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from common import bench_archive, exact, goal, judge_clip, median, run_child
+from common import bench_archive, compile_project, exact, goal, judge_clip, median, run_child
 
 from pipeline.manifest import RangeRequest, resolve
 from pipeline.media.source import SegmentFetcher
@@ -62,8 +61,7 @@ def main() -> int:
         return 2
     repeat = 2 if args.quick else args.repeat
     presets = args.presets.split(",")[:1] if args.quick else args.presets.split(",")
-    compileall.compile_dir(ROOT / "pipeline", quiet=1)
-    compileall.compile_dir(ROOT / "service", quiet=1)
+    compile_project()
 
     work = args.work.resolve()
     mpd, spec = bench_archive(work, 70.0)

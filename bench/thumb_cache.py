@@ -7,7 +7,8 @@ On the shared 1080p archive (bench/common.py), in one process, paired A B A B:
 * warm: the segment's bytes cached (as a worker that read it for another job), its
   pictures not;
 * second: another picture of the GOP just served (one decoded already: a JPEG encode);
-  and, for information, a later one (decoded again from the keyframe, nothing read);
+  and, for information, a later one (5 frames on, decoded on the decoder parked where the
+  one served stopped, nothing read);
 * the skip-NONREF decode against the full decode of the same GOP prefix, on a 1080p
   B-pyramid archive (the shared one has no B-frames: x264 chose none, so nothing to skip);
 * the cache's memory after N distinct-GOP thumbnails with the default budget.
@@ -15,7 +16,7 @@ On the shared 1080p archive (bench/common.py), in one process, paired A B A B:
 Then, as child processes paired A B A B, ``mediaexport thumb`` against
 ``ffmpeg -ss T -i stream.mpd -frames:v 1 -q:v 2 out.jpg``.  Media work is
 ``grab_thumbnail`` (read, demux, decode, JPEG encode and write), the manifest resolved
-before.
+before.  The children run with the project's bytecode compiled (``compile_project``).
 
     python bench/thumb_cache.py [--work var/bench] [--quick]
 """
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import bench_archive, exact, goal, judge_thumb, median, paired
+from common import bench_archive, compile_project, exact, goal, judge_thumb, median, paired
 
 import pipeline.media.thumbnail as thumbnail
 from pipeline.cache import MIB, MediaCache
@@ -167,6 +168,7 @@ def processes(mpd: Path, spec: ArchiveSpec, out: Path, repeat: int) -> None:
     a += ["--start-pos", str(spec.start_pos_ms(index)), "-o", str(ours)]
     b = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{index / float(spec.fps)}"]
     b += ["-i", str(mpd.resolve()), "-frames:v", "1", "-q:v", "2", str(theirs)]
+    compile_project()
     times_a, times_b = paired(a, b, repeat)
     ratio = median(times_a) / median(times_b)
     for name, times in (("mediaexport thumb", times_a), ("ffmpeg thumbnail ", times_b)):
