@@ -14,17 +14,16 @@ faust waited).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from common import bench_archive
+from split import post
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,15 +58,6 @@ def spawn(name: str, env: dict[str, str], logs: Path, ready_s: float) -> tuple[A
             f"see {logs / (name + '.log')}"
         )
     return proc, f"http://127.0.0.1:{port}", took
-
-
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(
-        url + "/export", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        answer: dict[str, Any] = json.loads(resp.read())
-        return answer
 
 
 def run(
