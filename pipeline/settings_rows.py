@@ -89,6 +89,7 @@ ENCODE_ROWS = (
         "EXPORT_ENCODE_THREADS",
         "threads",
         parse.whole(0, 256),
-        "Encoder threads; 0 lets the encoder choose; 0..256.",
+        "Encoder threads; 0 lets the encoder choose; 1 also makes a transcode's decoder one"
+        " thread, so a worker uses about one core; 0..256.",
     ),
 )
