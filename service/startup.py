@@ -45,7 +45,7 @@ def describe(app: Any) -> tuple[Any, str]:
     behind = {
         tp: (offsets.get(tp), hw)
         for tp, hw in recovery.active_highwaters.items()
-        if hw is not None and (offsets.get(tp) if offsets.get(tp) is not None else -1) < hw
+        if hw is not None and offsets.get(tp, -1) < hw  # -1: nothing read yet
     }
     fingerprint = (assigned, tuple(sorted(offsets.items())), recovery.in_recovery)
     if behind:
