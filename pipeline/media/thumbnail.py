@@ -23,29 +23,26 @@ skips the gap (the CLI and the frame stage both use it).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
-from av.video.reformatter import VideoReformatter
 
 from pipeline.errors import MediaError
 from pipeline.manifest import RangeRequest, resolve
 from pipeline.manifest.request import MAX_DURATION_MS
 from pipeline.media.decoded_gop import cached_segment, load_video, span
 from pipeline.media.encode import TICKS, new_decoder, packet
+from pipeline.media.jpeg import write_jpeg
 from pipeline.media.placement import Placement
 from pipeline.media.results import ThumbnailResult
 from pipeline.media.source import SegmentFetcher, TimedPacket, TrackDemuxer, leading_wanted
 from pipeline.media.timeline import EPS, HOLE_EPS, Timeline
 from pipeline.model import Resolution, SegmentRef
-from pipeline.storage import BlobReader, file_sha256
+from pipeline.storage import BlobReader
 
 if TYPE_CHECKING:
     from pipeline.cache import Shelf
@@ -117,7 +114,7 @@ def grab_thumbnail(
         cached = cached_segment(frames, reader, refs[0])
         picture = cached.picture_at(res.start, frames)
         if picture is not None:
-            return _write_jpeg(picture, res.start, out_path, max_width)
+            return write_jpeg(picture, out_path, max_width)
     return _grab(reader, res, refs, out_path, max_width, frame_threads)
 
 
@@ -148,7 +145,7 @@ def _grab(
             packets = earlier + packets
         frame = _first_frame_at(packets, codec, res.start, ref, frame_threads)
         if frame is not None:
-            return _write_jpeg(frame, res.start, out_path, max_width)
+            return write_jpeg(frame, out_path, max_width)
         earlier = packets
     raise MediaError(
         f"no frame at or after {res.start:.3f}s in the archive",
@@ -232,46 +229,3 @@ def _decoded(
         raise MediaError(
             f"cannot decode the segment holding the thumbnail: {e}", obj=ref.url
         ) from e
-
-
-def _write_jpeg(
-    frame: av.VideoFrame, start: float, out_path: Path, max_width: int | None
-) -> ThumbnailResult:
-    width, height = frame.width, frame.height
-    if max_width is not None and width > max_width:
-        height = max(2, round(height * max_width / width / 2) * 2)
-        width = max_width - max_width % 2
-    assert frame.pts is not None
-    time = frame.pts / TICKS
-    # A reformatter of its own: a cached picture may be encoded by two threads at once,
-    # and VideoFrame.reformat keeps one on the frame.
-    image = VideoReformatter().reformat(
-        frame,
-        width=width,
-        height=height,
-        format="yuvj420p",
-        interpolation="AREA" if width < frame.width else None,
-    )
-    encoder = av.CodecContext.create("mjpeg", "w")
-    assert isinstance(encoder, av.VideoCodecContext)
-    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
-    encoder.time_base = Fraction(1, 25)
-    encoder.options = {"qmin": "1", "qmax": "3"}
-    image.pts = 0
-    data = b"".join(bytes(p) for p in encoder.encode(image) + encoder.encode(None))
-    part = out_path.with_name(out_path.name + ".part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, out_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-        raise
-    return ThumbnailResult(
-        path=out_path,
-        width=width,
-        height=height,
-        time=time,
-        size=len(data),
-        sha256=file_sha256(out_path),
-    )
