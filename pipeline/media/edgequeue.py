@@ -22,10 +22,11 @@ from pipeline.media.edge import EdgeEncoder, EncodedPicture
 from pipeline.media.writer import ClipWriter
 
 # Copied bytes that may wait for an edge: ~30 s of 1080p at 2.2 Mbit/s, ~11 s at 6.  The
-# peak grows with the clip up to this bound: at 32 MiB a type 0 cut peaked at 109 / 120 /
-# 144 MiB for 10 / 60 / 180 s, at 8 MiB at 109 / 117 / 117.  The price is the demux that no
-# longer overlaps the head edge's encode: paired, a 60 s cut took no longer (median 0.56
-# against 0.62 s), a 180 s one 0.82 against 0.77 s (bench/memory.py, bench/smartcut.py).
+# peak grows with the clip up to this bound: `mediaexport cut --type 0` on the 1080p bench
+# archive peaked at 109 / 120 / 144 MiB for 10 / 60 / 180 s at 32 MiB, at 109 / 117 / 117
+# at 8 MiB (bench/memory.py: 107 / 114 / 114).  The price is the demux that no longer
+# overlaps the head edge's encode: paired A B A B, a 60 s cut took no longer (median 0.56
+# against 0.62 s), a 180 s one 0.82 against 0.77 s.
 PENDING_LIMIT = 8 * 1024 * 1024
 
 Work = Callable[[], list[EncodedPicture]]
