@@ -3,6 +3,7 @@ picture size, never more kept than the limit, and none shared between threads.""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,8 +55,6 @@ def test_kept_encoder_writes_the_bytes_a_fresh_one_writes(
 
 
 def test_result_names_the_file_written(encoders: JpegEncoders, tmp_path: Path) -> None:
-    import hashlib
-
     result = write_jpeg(picture(5), tmp_path / "a.jpg", 160)
     data = (tmp_path / "a.jpg").read_bytes()
     assert (result.width, result.height) == (160, 90)
