@@ -14,50 +14,27 @@ faust waited).
 from __future__ import annotations
 
 import argparse
-import os
-import select
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from common import bench_archive
-from split import post
+from split import WorkerDidNotStart, post, start_worker
 
-ROOT = Path(__file__).resolve().parent.parent
+DEBUG = ("--loglevel", "debug")
 
 
 def spawn(name: str, env: dict[str, str], logs: Path, ready_s: float) -> tuple[Any, str, float]:
-    from service.broker import free_port
-
-    port = free_port()
-    full = os.environ | env | {"EXPORT_HTTP_PORT": str(port), "EXPORT_WORKER_ID": name}
-    full |= {"PYTHONPATH": str(ROOT), "EXPORT_DATA_DIR": str(logs / name)}
-    log = open(logs / f"{name}.log", "a")  # noqa: SIM115 (the worker's stderr, kept open)
-    log.write(f"==== start {time.strftime('%H:%M:%S')}\n")
-    log.flush()
+    """A worker at debug level with a data dir of its own, its URL and its start-up time."""
+    with open(logs / f"{name}.log", "a") as log:
+        log.write(f"==== start {time.strftime('%H:%M:%S')}\n")
+    env = env | {"EXPORT_DATA_DIR": str(logs / name)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker", "--loglevel", "debug"],
-        cwd=ROOT,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], ready_s)
-    line = proc.stdout.readline() if ready else ""
-    took = time.perf_counter() - t0
-    if not line.startswith("ready "):
-        code = proc.poll()
-        proc.kill()
-        raise SystemExit(
-            f"{name} not ready after {took:.1f} s (exit {code}): {line!r}; "
-            f"see {logs / (name + '.log')}"
-        )
-    return proc, f"http://127.0.0.1:{port}", took
+    try:
+        proc, url = start_worker(name, env, logs, ready_s=ready_s, options=DEBUG)
+    except WorkerDidNotStart as e:
+        raise SystemExit(f"{e} (after {time.perf_counter() - t0:.1f} s)") from None
+    return proc, url, time.perf_counter() - t0
 
 
 def run(

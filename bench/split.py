@@ -61,7 +61,7 @@ def spawn(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Popen[
     is not the run's: workers start before the timing does)."""
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
-            return _spawn_once(name, env, logs)
+            return start_worker(name, env, logs)
         except WorkerDidNotStart as e:
             if attempt == START_ATTEMPTS:
                 raise SystemExit(str(e)) from None
@@ -73,7 +73,16 @@ class WorkerDidNotStart(Exception):
     pass
 
 
-def _spawn_once(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.Popen[str], str]:
+def start_worker(
+    name: str,
+    env: dict[str, str],
+    logs: Path,
+    *,
+    ready_s: float = READY_S,
+    options: tuple[str, ...] = (),
+) -> tuple[subprocess.Popen[str], str]:
+    """``mediaexport worker [options]`` once its ``ready`` line is out, and its URL; its
+    stderr goes to ``logs/<name>.log``.  WorkerDidNotStart names the last ``start:`` line."""
     from service.broker import free_port
 
     port = free_port()
@@ -81,7 +90,7 @@ def _spawn_once(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.
     full["PYTHONPATH"] = str(ROOT)
     log = open(logs / f"{name}.log", "a")  # noqa: SIM115 (the worker's stderr, kept open)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker"],
+        [sys.executable, "-m", "service.cli", "worker", *options],
         cwd=ROOT,
         env=full,
         stdout=subprocess.PIPE,
@@ -89,14 +98,16 @@ def _spawn_once(name: str, env: dict[str, str], logs: Path) -> tuple[subprocess.
         text=True,
     )
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], READY_S)
+    ready, _, _ = select.select([proc.stdout], [], [], ready_s)
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("ready "):
+        code = proc.poll()
         proc.kill()
         proc.wait(10)
         why = [t for t in (logs / f"{name}.log").read_text().splitlines() if " start: " in t]
         raise WorkerDidNotStart(
-            f"{name} did not start: {line!r} {why[-1:] or ''}; see {logs / (name + '.log')}"
+            f"{name} did not start (exit {code}): {line!r} {why[-1:] or ''}; "
+            f"see {logs / (name + '.log')}"
         )
     return proc, f"http://127.0.0.1:{port}"
 

@@ -77,7 +77,7 @@ def test_an_encoder_serves_only_its_own_picture_size(
     assert sorted(e.size for e in encoders._free) == [(160, 90), (320, 180)]
 
 
-def test_no_more_than_the_limit_are_kept(tmp_path: Path) -> None:
+def test_no_more_than_the_limit_are_kept() -> None:
     pool = JpegEncoders(2)
     taken = [pool.take(64, 64) for _ in range(3)]
     assert len({id(e) for e in taken}) == 3  # none free: each take opens one
